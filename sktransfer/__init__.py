@@ -1,0 +1,31 @@
+"""sktransfer: transfer learning as an ordinary scikit-learn hyperparameter.
+
+The estimator, the plugin registries and the freeze policies are public here; data sets
+are in :mod:`sktransfer.datasets`, comparisons in :func:`sktransfer.compare`.
+"""
+
+from .backbones.exported import ExportedBackbone
+from .estimator import TransferClassifier
+from .freeze import FreezeBackbone, FreezeLast, FreezeNone, FreezePolicy, GradualUnfreeze
+from .registry import (
+    available_backbones,
+    available_freeze_policies,
+    register_backbone,
+    register_freeze_policy,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ExportedBackbone",
+    "FreezeBackbone",
+    "FreezeLast",
+    "FreezeNone",
+    "FreezePolicy",
+    "GradualUnfreeze",
+    "TransferClassifier",
+    "available_backbones",
+    "available_freeze_policies",
+    "register_backbone",
+    "register_freeze_policy",
+]

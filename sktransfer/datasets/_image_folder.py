@@ -1,0 +1,229 @@
+"""Loading a class-per-folder tree of images, and decoding many images in parallel."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from sklearn.utils import Bunch
+from tqdm.auto import tqdm
+
+from .._image_io import (
+    IMAGE_EXTENSIONS,
+    ImageSize,
+    _check_image_size,
+    _decode_image,
+    _is_image_file,
+)
+from ._base import _load_descr, _paths_array
+
+__all__ = ["load_image_folder"]
+
+_MAX_WORKERS = 4
+
+
+def load_image_folder(
+    path: str | os.PathLike,
+    *,
+    image_size: ImageSize = None,
+    as_paths: bool = False,
+    return_X_y: bool = False,
+    verbose: int = 1,
+) -> Bunch | tuple[np.ndarray, np.ndarray]:
+    """Load images from a class-per-folder tree (your own images).
+
+    Every sub-folder of ``path`` is a class, named after the folder; classes are
+    numbered in sorted order. Every image file below a class folder (``.jpg``,
+    ``.jpeg``, ``.png``, ``.bmp``, ``.gif``, ``.webp``, any case; also in nested
+    folders) is a sample. Hidden files and folders are skipped. Samples are in
+    sorted order of class, then path.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The root folder, holding one sub-folder per class.
+
+    image_size : int or tuple of (int, int), default=None
+        Resize the images: an int ``s`` resizes the shorter side to ``s`` and crops
+        the centre ``s x s`` square; ``(h, w)`` resizes to exactly that. None keeps
+        the original sizes, which must then all be equal (unless ``as_paths``).
+
+    as_paths : bool, default=False
+        If True, do not decode the images: ``images`` holds their paths (load them
+        lazily, for large sets). ``image_size`` is then ignored.
+
+    return_X_y : bool, default=False
+        If True, return ``(images, target)`` instead of a Bunch.
+
+    verbose : int, default=1
+        If > 0, show a progress bar while decoding.
+
+    Returns
+    -------
+    data : :class:`~sklearn.utils.Bunch`
+        Dictionary-like object with the following attributes.
+
+        images : ndarray
+            With ``as_paths=False``: uint8 array of shape (n_samples, height, width, 3).
+            With ``as_paths=True``: object array of shape (n_samples, 1) of str paths.
+        filenames : ndarray of shape (n_samples,)
+            The absolute path of each image, as str.
+        target : ndarray of shape (n_samples,), dtype int64
+            The class of each image (an index into ``target_names``).
+        target_names : list of str
+            The class folder names, sorted.
+        DESCR : str
+            Description of the layout.
+
+    (images, target) : tuple if ``return_X_y`` is True
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If there are no class folders or no images, if an image cannot be read
+        (the message names the file), or if images of different sizes are loaded
+        without ``image_size``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from PIL import Image
+    >>> from sktransfer.datasets import load_image_folder
+    >>> root = tempfile.mkdtemp()
+    >>> for name, color in [("cats", "black"), ("dogs", "white")]:
+    ...     os.makedirs(os.path.join(root, name))
+    ...     Image.new("RGB", (48, 40), color).save(os.path.join(root, name, "a.png"))
+    >>> data = load_image_folder(root, image_size=32, verbose=0)
+    >>> data.images.shape, data.target.tolist(), data.target_names
+    ((2, 32, 32, 3), [0, 1], ['cats', 'dogs'])
+    >>> load_image_folder(root, as_paths=True).images.shape
+    (2, 1)
+    """
+    root = Path(path)
+    if not root.exists():
+        raise FileNotFoundError(f"Image folder not found: {os.fspath(root)!r}")
+    if not root.is_dir():
+        raise ValueError(f"Expected a folder of class sub-folders, got a file: {os.fspath(root)!r}")
+    class_dirs = sorted(
+        (d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
+        key=lambda d: d.name,
+    )
+    if not class_dirs:
+        raise ValueError(
+            f"No class sub-folders in {os.fspath(root)!r}; expected <path>/<class name>/<image>."
+        )
+    filenames, target = [], []
+    for index, class_dir in enumerate(class_dirs):
+        files = _list_images(class_dir)
+        if not files:
+            warnings.warn(f"Class folder {os.fspath(class_dir)!r} holds no images.", stacklevel=2)
+        filenames.extend(files)
+        target.extend([index] * len(files))
+    if not filenames:
+        raise ValueError(
+            f"No image files ({', '.join(IMAGE_EXTENSIONS)}) found under {os.fspath(root)!r}."
+        )
+    images = _load_images(
+        filenames, image_size=image_size, as_paths=as_paths, verbose=verbose, desc=root.name
+    )
+    target = np.asarray(target, dtype=np.int64)
+    if return_X_y:
+        return images, target
+    return Bunch(
+        images=images,
+        filenames=np.asarray(filenames, dtype=object),
+        target=target,
+        target_names=[d.name for d in class_dirs],
+        DESCR=_load_descr("image_folder.rst") + f"\nLoaded from ``{os.fspath(root)}``.\n",
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Helpers shared with the other image loaders
+
+
+def _list_images(folder: str | os.PathLike) -> list[str]:
+    """Absolute paths of the image files below ``folder`` (recursive, sorted, no hidden)."""
+    folder = os.path.abspath(os.fspath(folder))
+    out = []
+    for dirpath, dirnames, files in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        out.extend(os.path.join(dirpath, f) for f in files if _is_image_file(f))
+    return sorted(out, key=lambda p: os.path.relpath(p, folder).split(os.sep))
+
+
+def _load_images(
+    filenames: Sequence[str],
+    *,
+    image_size: ImageSize,
+    as_paths: bool,
+    verbose: int,
+    desc: str = "images",
+) -> np.ndarray:
+    """Paths as an (n, 1) object array, or the decoded images as one uint8 array."""
+    if as_paths:
+        return _paths_array(filenames)
+    return _decode_many(filenames, filenames, image_size=image_size, verbose=verbose, desc=desc)
+
+
+def _decode_many(
+    sources: Sequence,
+    names: Sequence[str],
+    *,
+    image_size: ImageSize = None,
+    require_size: tuple[int, int] | None = None,
+    verbose: int = 1,
+    desc: str = "images",
+) -> np.ndarray:
+    """Decode images (paths or bytes) with a thread pool into one (n, h, w, 3) array.
+
+    Without ``image_size`` all images must have the same size; ``require_size``
+    additionally fixes it to ``(h, w)``. Errors name the offending file.
+    """
+    size = _check_image_size(image_size)
+    n = len(sources)
+    if size is None:
+        shape = None if require_size is None else (*require_size, 3)
+    elif isinstance(size, int):
+        shape = (size, size, 3)
+    else:
+        shape = (*size, 3)
+    out = None if shape is None else np.empty((n, *shape), dtype=np.uint8)
+    first_name = None
+
+    def decode(i):
+        return _decode_image(sources[i], names[i], size)
+
+    workers = max(1, min(_MAX_WORKERS, os.cpu_count() or 1, n))
+    executor = ThreadPoolExecutor(max_workers=workers)
+    try:
+        results = executor.map(decode, range(n), chunksize=1)
+        for i, img in enumerate(tqdm(results, total=n, desc=desc, disable=not verbose)):
+            if out is None:
+                out = np.empty((n, *img.shape), dtype=np.uint8)
+                first_name = names[i]
+            elif img.shape != out.shape[1:]:
+                h, w = img.shape[:2]
+                if require_size is not None:
+                    raise ValueError(
+                        f"Image {names[i]!r} is {h}x{w} pixels, expected "
+                        f"{require_size[0]}x{require_size[1]}."
+                    )
+                h0, w0 = out.shape[1:3]
+                raise ValueError(
+                    f"The images have different sizes ({first_name!r} is {h0}x{w0}, "
+                    f"{names[i]!r} is {h}x{w}): pass image_size to resize them, or "
+                    "as_paths=True to get their paths and load them lazily."
+                )
+            out[i] = img
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+    if out is None:
+        out = np.empty((0, *(shape or (0, 0, 3))), dtype=np.uint8)
+    return out

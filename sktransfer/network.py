@@ -1,0 +1,150 @@
+"""Backbone + new head as one module, with frozen layers kept out of training mode.
+
+skorch switches the whole module to train mode before every batch. ``TransferNetwork.train``
+is where that call lands, so it is also where frozen BatchNorm layers (and a wholly frozen
+backbone, dropout included) are put back in eval mode: their statistics stay those of the
+pretrained weights and a frozen backbone is a fixed function of its input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from .backbones._base import Backbone
+
+_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+
+def make_head(num_features: int, n_classes: int, head: str | Sequence[int] = "linear",
+              dropout: float = 0.0) -> nn.Module:
+    """The new classifier: ``"linear"`` or hidden sizes like ``(128,)``; output from ``y``."""
+    if isinstance(head, str):
+        if head != "linear":
+            raise ValueError(f"head must be 'linear' or a tuple of hidden sizes, got {head!r}")
+        hidden: tuple[int, ...] = ()
+    else:
+        try:
+            hidden = tuple(int(h) for h in head)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"head must be 'linear' or a tuple of hidden sizes, got {head!r}"
+            ) from None
+        if any(h < 1 for h in hidden):
+            raise ValueError(f"head sizes must be positive, got {head!r}")
+    layers: list[nn.Module] = []
+    width = num_features
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, n_classes))
+    return nn.Sequential(*layers)
+
+
+class RandomFlipCrop(nn.Module):
+    """Light image augmentation on the device: horizontal flips and small translations."""
+
+    def __init__(self, max_shift: float = 0.1):
+        super().__init__()
+        self.max_shift = max_shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        n, _, h, w = x.shape
+        flip = torch.rand(n, device=x.device) < 0.5
+        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        pad_h, pad_w = int(h * self.max_shift), int(w * self.max_shift)
+        if pad_h or pad_w:
+            padded = nn.functional.pad(x, (pad_w, pad_w, pad_h, pad_h), mode="reflect")
+            dy = int(torch.randint(0, 2 * pad_h + 1, ()))
+            dx = int(torch.randint(0, 2 * pad_w + 1, ()))
+            x = padded[:, :, dy:dy + h, dx:dx + w]
+        return x
+
+
+class TransferNetwork(nn.Module):
+    """``head(backbone(x))`` with the bookkeeping freeze policies need.
+
+    Parameters
+    ----------
+    backbone : Backbone
+        Feature extractor with its preprocessing.
+    head : torch.nn.Module
+        New classifier on the backbone's embeddings.
+    augment : torch.nn.Module, optional
+        Applied to preprocessed images in training mode only.
+    """
+
+    def __init__(self, backbone: Backbone, head: nn.Module, augment: nn.Module | None = None):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.augment = augment
+        self._eval_modules: list[nn.Module] = []
+
+    # -- forward -------------------------------------------------------------------------
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.backbone.preprocess(x)
+        if self.augment is not None:
+            z = self.augment(z)
+        return self.backbone.forward_body(z)
+
+    def forward(self, x: torch.Tensor | None = None, sample_weight=None,
+                features: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits. ``features`` (precomputed embeddings) replaces ``x`` when the backbone is
+        frozen and its outputs come from the feature cache; ``sample_weight`` is used by the
+        loss, not here."""
+        if features is None:
+            features = self.features(x)
+        return self.head(features.float())
+
+    # -- freezing ------------------------------------------------------------------------
+    def set_trainable(self, params: Iterable[nn.Parameter], flag: bool) -> None:
+        for p in params:
+            p.requires_grad_(flag)
+        self._refresh_eval_modules()
+
+    def backbone_frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.backbone.parameters())
+
+    def layer_groups(self) -> list[list[nn.Module]]:
+        """Parameterised layers from input to output; the head is the last group.
+
+        A normalisation layer joins the group of the layer before it, so ``last:k`` counts
+        a convolution and its BatchNorm as one layer. Order is registration order, which is
+        forward order for sequential networks like every built-in backbone.
+        """
+        groups: list[list[nn.Module]] = []
+        for module in self.backbone.body.modules():
+            if not any(True for _ in module.parameters(recurse=False)):
+                continue
+            if isinstance(module, _NORM_TYPES) and groups:
+                groups[-1].append(module)
+            else:
+                groups.append([module])
+        groups.append([self.head])
+        return groups
+
+    def _refresh_eval_modules(self) -> None:
+        if self.backbone_frozen():
+            self._eval_modules = [self.backbone]
+        else:
+            self._eval_modules = [
+                m for m in self.backbone.modules()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                and m.affine
+                and not any(p.requires_grad for p in m.parameters(recurse=False))
+            ]
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> TransferNetwork:
+        super().train(mode)
+        if mode:
+            for m in self._eval_modules:
+                m.eval()
+        return self

@@ -1,0 +1,248 @@
+"""Names -> objects: the one place where strings become backbones and freeze policies.
+
+Both registries are filled from Python entry points, so built-ins and third-party plugins
+register the same way, in their package metadata::
+
+    [project.entry-points."sktransfer.backbones"]
+    my_net = "my_package.backbones:my_net"          # a factory returning a Backbone
+
+    [project.entry-points."sktransfer.freeze_policies"]
+    my_policy = "my_package.freeze:MyPolicy"         # a FreezePolicy subclass
+
+A backbone entry point is either a factory ``f(*, input_shape, weights, **kwargs)`` or a
+family object with ``names()`` and ``create(name, *, input_shape, weights, **kwargs)``
+(torchvision's models are one family). :func:`register_backbone` adds one at run time, for
+a notebook or a test.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .backbones._base import Backbone
+from .backbones.custom import from_module
+from .backbones.exported import ExportedBackbone
+
+BACKBONE_GROUP = "sktransfer.backbones"
+FREEZE_GROUP = "sktransfer.freeze_policies"
+
+_runtime_backbones: dict[str, Callable[..., Backbone]] = {}
+_runtime_policies: dict[str, type] = {}
+
+
+def _load_group(group: str) -> dict[str, Any]:
+    found = {}
+    for ep in entry_points(group=group):
+        try:
+            found[ep.name] = ep.load()
+        except Exception as exc:  # a broken plugin must not hide the others
+            found[ep.name] = _BrokenPlugin(ep.name, ep.value, exc)
+    return found
+
+
+class _BrokenPlugin:
+    def __init__(self, name, value, exc):
+        self.name, self.value, self.exc = name, value, exc
+
+    def __call__(self, *args, **kwargs):
+        raise ImportError(f"plugin {self.name!r} ({self.value}) failed to load: {self.exc}")
+
+
+@functools.lru_cache(maxsize=None)
+def _backbone_entry_points() -> dict[str, Any]:
+    return _load_group(BACKBONE_GROUP)
+
+
+@functools.lru_cache(maxsize=None)
+def _policy_entry_points() -> dict[str, Any]:
+    return _load_group(FREEZE_GROUP)
+
+
+def reload_plugins() -> None:
+    """Forget the entry points read so far (after installing a plugin in a live session)."""
+    _backbone_entry_points.cache_clear()
+    _policy_entry_points.cache_clear()
+
+
+def _backbone_table() -> dict[str, tuple[Any, str | None]]:
+    """name -> (factory or family, name inside the family)."""
+    table: dict[str, tuple[Any, str | None]] = {}
+    for ep_name, obj in _backbone_entry_points().items():
+        if hasattr(obj, "names") and hasattr(obj, "create"):
+            try:
+                names = obj.names()
+            except Exception:  # a family whose library is missing lists nothing
+                names = []
+            for name in names:
+                table.setdefault(name, (obj, name))
+        else:
+            table[ep_name] = (obj, None)
+    for name, factory in _runtime_backbones.items():
+        table[name] = (factory, None)
+    return table
+
+
+def available_backbones() -> list[str]:
+    """Names accepted as ``backbone=``: built-ins, torchvision models and plugins.
+
+    Examples
+    --------
+    >>> from sktransfer import available_backbones
+    >>> {"mlp", "cnn", "efficientnet_lite0", "resnet18"} <= set(available_backbones())
+    True
+    """
+    return sorted(_backbone_table())
+
+
+def available_freeze_policies() -> list[str]:
+    """Names accepted as ``freeze=`` (``"last"`` takes an argument: ``"last:2"``).
+
+    Examples
+    --------
+    >>> from sktransfer import available_freeze_policies
+    >>> available_freeze_policies()[:4]
+    ['backbone', 'gradual', 'last', 'none']
+    """
+    return sorted({**_policy_entry_points(), **_runtime_policies})
+
+
+def register_backbone(name: str, factory: Callable[..., Backbone] | None = None):
+    """Register a backbone factory under ``name`` for this Python session.
+
+    Plugins that should be found in every session register an entry point instead (see the
+    module docstring). Usable as a decorator.
+
+    Examples
+    --------
+    >>> from sktransfer.registry import register_backbone
+    >>> from sktransfer.backbones.mlp import mlp
+    >>> @register_backbone("tiny_mlp")
+    ... def tiny_mlp(*, input_shape=None, weights=None):
+    ...     return mlp(input_shape=input_shape, weights=weights, hidden=(8,))
+    """
+    if factory is None:
+        return lambda f: register_backbone(name, f)
+    _runtime_backbones[name] = factory
+    return factory
+
+
+def register_freeze_policy(name: str, policy_class: type | None = None):
+    """Register a freeze policy class under ``name`` for this Python session."""
+    if policy_class is None:
+        return lambda c: register_freeze_policy(name, c)
+    _runtime_policies[name] = policy_class
+    return policy_class
+
+
+def _unknown(kind: str, value: object, known: list[str]) -> ValueError:
+    shown = ", ".join(known[:60]) + (f", ... ({len(known)} in all)" if len(known) > 60 else "")
+    return ValueError(f"unknown {kind} {value!r}; known names: {shown}")
+
+
+def _looks_like_path(spec: str) -> bool:
+    return os.sep in spec or spec.endswith((".pt", ".pth", ".ckpt")) or Path(spec).is_file()
+
+
+def create_backbone(
+    spec: Any,
+    *,
+    weights: str | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    **kwargs,
+) -> Backbone:
+    """Turn any accepted ``backbone=`` value into a fresh :class:`Backbone` module.
+
+    Parameters
+    ----------
+    spec : str, path, ExportedBackbone or torch.nn.Module
+        A registry name, a checkpoint file written by :meth:`ExportedBackbone.save`, an
+        exported backbone, or a feature-extracting module (copied, never modified).
+    weights : None, "imagenet", "default" or path
+        For registry names only: which weights to start from.
+    input_shape : tuple of int, optional
+        Shape of one sample of the data the backbone will see.
+    **kwargs
+        Architecture options passed to the factory (``hidden=(64,)`` for ``"mlp"``...).
+
+    Examples
+    --------
+    >>> from sktransfer.registry import create_backbone
+    >>> create_backbone("mlp", input_shape=(10,)).kind
+    'tabular'
+    """
+    if isinstance(spec, ExportedBackbone):
+        return _build_exported(spec)
+    if isinstance(spec, nn.Module):
+        if input_shape is None:
+            raise ValueError("a module backbone needs the input shape of the data")
+        return from_module(spec, input_shape)
+    if isinstance(spec, os.PathLike) or (isinstance(spec, str) and _looks_like_path(spec)):
+        return _build_exported(ExportedBackbone.load(spec))
+    if not isinstance(spec, str):
+        raise TypeError(
+            "backbone must be a registry name, a checkpoint path, an exported backbone or a "
+            f"torch.nn.Module, got {type(spec).__name__}. A fitted TransferClassifier is not "
+            "accepted (scikit-learn's clone would erase its weights): pass "
+            "clf.export_backbone() instead."
+        )
+    table = _backbone_table()
+    if spec not in table:
+        raise _unknown("backbone", spec, sorted(table))
+    factory, member = table[spec]
+    if member is not None:
+        return factory.create(member, input_shape=input_shape, weights=weights, **kwargs)
+    return factory(input_shape=input_shape, weights=weights, **kwargs)
+
+
+def _build_exported(exported: ExportedBackbone) -> Backbone:
+    import copy
+
+    if exported.module is not None:
+        backbone = copy.deepcopy(exported.module)
+    else:
+        backbone = create_backbone(
+            exported.name, weights=None, input_shape=exported.input_shape, **exported.kwargs
+        )
+    if exported.image_size is not None and hasattr(backbone.preprocess, "image_size"):
+        backbone.preprocess.image_size = tuple(exported.image_size)
+    backbone.load_state_dict(exported.state_dict)
+    return backbone
+
+
+def resolve_freeze_policy(spec: Any):
+    """Turn ``freeze=`` into a :class:`~sktransfer.freeze.FreezePolicy` instance.
+
+    Strings are ``"<name>"`` or ``"<name>:<argument>"`` (``"last:2"``); policy objects are
+    copied so that fitting never changes the estimator's parameter.
+
+    Examples
+    --------
+    >>> from sktransfer.registry import resolve_freeze_policy
+    >>> resolve_freeze_policy("last:2")
+    FreezeLast(k=2)
+    """
+    from sklearn.base import clone
+
+    from .freeze import FreezePolicy
+
+    if isinstance(spec, FreezePolicy):
+        return clone(spec)
+    if spec is None:
+        spec = "none"
+    if not isinstance(spec, str):
+        raise TypeError(
+            f"freeze must be a policy name like 'last:2' or a FreezePolicy, got {spec!r}"
+        )
+    name, _, arg = spec.partition(":")
+    table = {**_policy_entry_points(), **_runtime_policies}
+    if name not in table:
+        raise _unknown("freeze policy", spec, sorted(table))
+    policy_class = table[name]
+    return policy_class.from_string(arg) if arg else policy_class()

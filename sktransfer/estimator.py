@@ -10,8 +10,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
-from sklearn.base import ClassNamePrefixFeaturesOutMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
@@ -190,7 +194,9 @@ class TransferClassifier(
         if self.backbone_lr_mult is not None and (
             not isinstance(self.backbone_lr_mult, numbers.Real) or self.backbone_lr_mult < 0
         ):
-            raise ValueError(f"backbone_lr_mult must be >= 0 or None, got {self.backbone_lr_mult!r}")
+            raise ValueError(
+                f"backbone_lr_mult must be >= 0 or None, got {self.backbone_lr_mult!r}"
+            )
         vf = self.validation_fraction
         if vf is not None and (not isinstance(vf, numbers.Real) or not 0 < vf < 1):
             raise ValueError(f"validation_fraction must be in (0, 1) or None, got {vf!r}")
@@ -202,7 +208,9 @@ class TransferClassifier(
         if not isinstance(self.optimizer, str) and not (
             isinstance(self.optimizer, type) and issubclass(self.optimizer, torch.optim.Optimizer)
         ):
-            raise ValueError(f"optimizer must be a name or an Optimizer class, got {self.optimizer!r}")
+            raise ValueError(
+                f"optimizer must be a name or an Optimizer class, got {self.optimizer!r}"
+            )
         if self.early_stopping is not None and self.validation_fraction is None:
             warnings.warn(
                 "early_stopping without validation_fraction monitors the training loss",
@@ -233,9 +241,8 @@ class TransferClassifier(
         if np.any(w < 0):
             raise ValueError("sample_weight must be non-negative")
         if self.class_weight is not None:
-            cw = compute_class_weight(
-                self.class_weight, classes=self.classes_, y=self._label_encoder.inverse_transform(y_enc)
-            )
+            labels = self._label_encoder.inverse_transform(y_enc)
+            cw = compute_class_weight(self.class_weight, classes=self.classes_, y=labels)
             w = w * cw[y_enc]
         if not np.any(w > 0):
             raise ValueError("sample_weight is zero for every sample; nothing to train on")
@@ -281,6 +288,8 @@ class TransferClassifier(
 
     def _dataset(self, inputs: Inputs, image_size=None, y=None, sample_weight=None):
         if inputs.kind == "paths":
+            if image_size is not None and image_size[0] == image_size[1]:
+                image_size = image_size[0]  # shorter side to size, centre crop: no distortion
             return ImagePathDataset(inputs.data, image_size, y, sample_weight,
                                     n_threads=self.num_workers)
         return ArrayDataset(inputs.data, y, sample_weight)
@@ -436,7 +445,8 @@ class TransferClassifier(
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def transform(self, X) -> np.ndarray:
         """The backbone's embeddings of ``X``, so the estimator can be a feature step.

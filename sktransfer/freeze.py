@@ -107,7 +107,9 @@ class FreezeLast(FreezePolicy):
         try:
             k = int(arg)
         except ValueError:
-            raise ValueError(f"'last:{arg}' needs a whole number of layers, like 'last:2'") from None
+            raise ValueError(
+                f"'last:{arg}' needs a whole number of layers, like 'last:2'"
+            ) from None
         return cls(k)
 
     def _check(self):

@@ -41,7 +41,7 @@ def _is_path_array(X) -> bool:
     if isinstance(X, (list, tuple)) and X and isinstance(X[0], (str, os.PathLike)):
         return True
     if hasattr(X, "dtypes") and getattr(X, "ndim", 2) == 2:  # DataFrame
-        return X.shape[1] == 1 and X.dtypes.iloc[0] == object and len(X) > 0 and isinstance(
+        return X.shape[1] == 1 and X.dtypes.iloc[0] == np.dtype(object) and len(X) > 0 and isinstance(
             X.iloc[0, 0], (str, os.PathLike)
         )
     arr = np.asarray(X) if not isinstance(X, np.ndarray) else X

@@ -55,12 +55,12 @@ class _BrokenPlugin:
         raise ImportError(f"plugin {self.name!r} ({self.value}) failed to load: {self.exc}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _backbone_entry_points() -> dict[str, Any]:
     return _load_group(BACKBONE_GROUP)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _policy_entry_points() -> dict[str, Any]:
     return _load_group(FREEZE_GROUP)
 

@@ -65,10 +65,7 @@ class ImagePreprocess(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.uint8:
-            x = x.float().div_(255.0)
-        else:
-            x = x.float()
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
         if self.image_size is not None and tuple(x.shape[-2:]) != self.image_size:
             shrink = x.shape[-2] > self.image_size[0] or x.shape[-1] > self.image_size[1]
             x = nn.functional.interpolate(

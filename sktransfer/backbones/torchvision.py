@@ -118,7 +118,9 @@ class TorchvisionFamily:
         _replace(model, head_name, nn.Identity())
         in_channels = int(input_shape[0]) if input_shape else 3
         if in_channels not in (1, 3):
-            raise ValueError(f"torchvision backbones take 1- or 3-channel images, got {in_channels}")
+            raise ValueError(
+                f"torchvision backbones take 1- or 3-channel images, got {in_channels}"
+            )
         return Backbone(
             model,
             num_features=head.in_features,

@@ -115,7 +115,8 @@ def fetch_cifar10(
         Dictionary-like object with the following attributes.
 
         images : ndarray of shape (n_samples, 32, 32, 3), dtype uint8
-            The images, channels last, RGB.
+            The images, channels last, RGB. Rows are in the order of the pickles, or
+            class by class in sorted file order for folders and archives.
         target : ndarray of shape (n_samples,), dtype int64
             The class, 0 to 9 (an index into ``target_names``).
         target_names : list of str
@@ -376,11 +377,11 @@ def _download_pickles(root: Path, subset: str, *, verbose: int) -> list[Path]:
             if missing:
                 raise OSError(f"The CIFAR-10 download did not produce {missing}. {hint}")
             try:
-                root.mkdir(parents=True, exist_ok=True)
                 target = root / _PICKLE_DIR
-                if target.exists():  # an incomplete earlier copy
-                    shutil.rmtree(target)
-                shutil.move(os.fspath(downloaded), os.fspath(target))
+                target.mkdir(parents=True, exist_ok=True)
+                for path in sorted(downloaded.iterdir()):
+                    if not (target / path.name).exists():  # keep what is already there
+                        shutil.move(os.fspath(path), os.fspath(target / path.name))
             except OSError as exc:
                 raise OSError(f"Cannot write CIFAR-10 to {root} ({exc}). {hint}") from exc
     finally:

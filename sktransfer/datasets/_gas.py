@@ -6,6 +6,8 @@ import os
 import re
 import shutil
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
@@ -460,7 +462,7 @@ def _read_embedded(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.
             f"The embedded gas drift data {os.fspath(path)!r} is missing; the installation "
             "is incomplete (regenerate it with scripts/make_embedded_gas.py)."
         ) from None
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise ValueError(
             f"The embedded gas drift data {os.fspath(path)!r} is corrupt: {exc}"
         ) from exc

@@ -213,6 +213,6 @@ def _read_labels(path: Path) -> tuple[list[str], list[str]]:
     if sorted(common) != list(range(N_CLASSES)):
         raise ValueError(
             f"The monkey labels file {os.fspath(path)!r} should list n0 ... n9, found "
-            f"{['n%d' % i for i in sorted(common)]}."
+            f"{', '.join('n' + str(i) for i in sorted(common)) or 'none'}."
         )
     return [latin[i] for i in range(N_CLASSES)], [common[i] for i in range(N_CLASSES)]

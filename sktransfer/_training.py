@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import StratifiedShuffleSplit
 from skorch import NeuralNetClassifier
+from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
 OPTIMIZERS = {
@@ -19,17 +20,61 @@ OPTIMIZERS = {
 
 
 class WeightedNet(NeuralNetClassifier):
-    """skorch's classifier with a per-sample weighted loss.
+    """skorch's classifier with a per-sample weighted loss and optional mixed precision.
 
     Each batch's ``X`` is a dict holding ``sample_weight`` (class weights folded in); the
     loss is ``sum(w * ce) / sum(w)``, which is the plain mean when all weights are one. Using
     one code path for weighted and unweighted fits keeps ``sample_weight=ones`` identical to
     no weights at all.
+
+    ``amp_dtype`` (``torch.bfloat16`` or ``torch.float16``) runs forward passes under
+    ``torch.autocast``; float16 also scales the loss with a ``GradScaler``. Batches move to
+    the device with ``non_blocking=True`` (the loader pins host memory on CUDA).
     """
+
+    def __init__(self, *args, amp_dtype=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.amp_dtype = amp_dtype
+
+    def initialize(self):
+        super().initialize()
+        use_scaler = self.amp_dtype == torch.float16 and str(self.device).startswith("cuda")
+        self.grad_scaler_ = torch.amp.GradScaler("cuda") if use_scaler else None
+        return self
+
+    def _autocast(self):
+        device_type = torch.device(self.device).type
+        return torch.autocast(device_type, dtype=self.amp_dtype,
+                              enabled=self.amp_dtype is not None)
+
+    def infer(self, x, **fit_params):
+        if isinstance(x, dict):
+            x = {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+                 for k, v in x.items()}
+        with self._autocast():
+            out = super().infer(x, **fit_params)
+        return out.float() if isinstance(out, torch.Tensor) else out
+
+    def train_step_single(self, batch, **fit_params):
+        if self.grad_scaler_ is None:
+            return super().train_step_single(batch, **fit_params)
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        self.grad_scaler_.scale(loss).backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def _step_optimizer(self, step_fn):
+        if self.grad_scaler_ is None:
+            return super()._step_optimizer(step_fn)
+        step_fn()
+        self.grad_scaler_.step(self.optimizer_)
+        self.grad_scaler_.update()
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         y_true = to_tensor(y_true, device=self.device)
-        losses = self.criterion_(y_pred, y_true)
+        losses = self.criterion_(y_pred.float(), y_true)
         if isinstance(X, dict) and "sample_weight" in X:
             w = to_tensor(X["sample_weight"], device=self.device).to(losses.dtype)
             return (losses * w).sum() / w.sum().clamp_min(1e-12)
@@ -90,6 +135,38 @@ def resolve_device(device: str) -> str:
                 f"device={device!r} but only {torch.cuda.device_count()} CUDA device(s) exist"
             )
     return str(parsed)
+
+
+def resolve_amp(mixed_precision, device: str):
+    """The autocast dtype for ``mixed_precision`` on ``device``, or None for float32."""
+    if mixed_precision in (False, None):
+        return None
+    cuda = device.startswith("cuda")
+    if mixed_precision == "auto":
+        if not cuda:
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
+             "float16": torch.float16}
+    if mixed_precision is True:
+        return resolve_amp("auto", device) if cuda else torch.bfloat16
+    if mixed_precision not in names:
+        raise ValueError(
+            f"mixed_precision must be 'auto', 'bf16', 'fp16', True or False, got "
+            f"{mixed_precision!r}"
+        )
+    if names[mixed_precision] == torch.float16 and not cuda:
+        raise ValueError("mixed_precision='fp16' needs CUDA; on the CPU use 'bf16' or False")
+    return names[mixed_precision]
+
+
+def release_device_memory(device: str) -> None:
+    """Give cached CUDA blocks back, so many fits in a row (a grid search) do not grow."""
+    if device.startswith("cuda"):
+        import gc
+
+        gc.collect()
+        torch.cuda.empty_cache()
 
 
 def history_frame(history):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import numbers
 import warnings
 from collections.abc import Sequence
@@ -23,12 +24,22 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 from skorch.callbacks import EarlyStopping, EpochScoring, ProgressBar
 
-from ._training import OPTIMIZERS, HoldOut, WeightedNet, history_frame, resolve_device
+from ._training import (
+    OPTIMIZERS,
+    HoldOut,
+    WeightedNet,
+    history_frame,
+    release_device_memory,
+    resolve_amp,
+    resolve_device,
+)
 from .backbones._base import Backbone
 from .backbones.exported import ExportedBackbone
 from .inputs import ArrayDataset, BatchLoader, ImagePathDataset, Inputs, to_inputs
 from .network import RandomFlipCrop, TransferNetwork, make_head
 from .registry import create_backbone, resolve_freeze_policy
+
+logger = logging.getLogger("sktransfer")
 
 
 class TransferClassifier(
@@ -90,6 +101,19 @@ class TransferClassifier(
         Resolution images are resized to; ``None`` uses the backbone's own.
     augment : bool, default=False
         Random horizontal flips and small shifts of training images.
+    cache_features : {"auto", True, False}, default="auto"
+        Reuse a frozen backbone's embeddings across epochs, folds, grid candidates and
+        predictions (see :mod:`sktransfer.cache`). ``"auto"`` caches wherever it is exact:
+        the whole backbone frozen for the whole fit and no augmentation; elsewhere it is
+        bypassed with the reason logged on the ``"sktransfer"`` logger. ``True`` does the
+        same but warns when it must bypass; ``False`` never caches.
+    cache_dir : str, path or joblib.Memory, default=None
+        Also keep cached embeddings in this directory, across processes and sessions.
+    mixed_precision : {"auto", "bf16", "fp16", True, False}, default="auto"
+        Autocast dtype. ``"auto"``: bfloat16 on CUDA where supported, else float16 with a
+        gradient scaler; float32 on the CPU. ``"bf16"`` also works on the CPU.
+    compile : bool, default=False
+        Compile the network with ``torch.compile`` (worth it for long GPU runs).
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:1"``. Can be
         changed after fitting with ``set_params(device="cpu")``.
@@ -150,6 +174,10 @@ class TransferClassifier(
         input_shape: tuple[int, ...] | None = None,
         image_size: int | None = None,
         augment: bool = False,
+        cache_features: bool | str = "auto",
+        cache_dir: Any = None,
+        mixed_precision: bool | str = "auto",
+        compile: bool = False,
         device: str = "auto",
         num_workers: int = 4,
         random_state: Any = None,
@@ -172,6 +200,10 @@ class TransferClassifier(
         self.input_shape = input_shape
         self.image_size = image_size
         self.augment = augment
+        self.cache_features = cache_features
+        self.cache_dir = cache_dir
+        self.mixed_precision = mixed_precision
+        self.compile = compile
         self.device = device
         self.num_workers = num_workers
         self.random_state = random_state
@@ -210,6 +242,10 @@ class TransferClassifier(
         ):
             raise ValueError(
                 f"optimizer must be a name or an Optimizer class, got {self.optimizer!r}"
+            )
+        if self.cache_features not in ("auto", True, False):
+            raise ValueError(
+                f"cache_features must be 'auto', True or False, got {self.cache_features!r}"
             )
         if self.early_stopping is not None and self.validation_fraction is None:
             warnings.warn(
@@ -286,13 +322,49 @@ class TransferClassifier(
             backbone.prepare(inputs.data)
         return backbone
 
-    def _dataset(self, inputs: Inputs, image_size=None, y=None, sample_weight=None):
+    def _dataset(self, inputs: Inputs, image_size=None, y=None, sample_weight=None,
+                 device: str = "cpu"):
         if inputs.kind == "paths":
             if image_size is not None and image_size[0] == image_size[1]:
                 image_size = image_size[0]  # shorter side to size, centre crop: no distortion
             return ImagePathDataset(inputs.data, image_size, y, sample_weight,
                                     n_threads=self.num_workers)
-        return ArrayDataset(inputs.data, y, sample_weight)
+        return _on_device_if_it_fits(ArrayDataset(inputs.data, y, sample_weight), device)
+
+    # ------------------------------------------------------------------ feature cache
+    def _cache_plan(self, network, policy) -> bool:
+        from .cache import bypass_reason
+
+        if self.cache_features is False:
+            return False
+        reason = bypass_reason(network, policy, bool(self.augment))
+        if reason is None:
+            return True
+        message = f"feature cache bypassed: {reason}"
+        if self.cache_features is True:
+            warnings.warn(message, UserWarning, stacklevel=3)
+        logger.info(message)
+        return False
+
+    def _cached_features(self, backbone: Backbone, inputs: Inputs, device: str,
+                         amp_dtype) -> torch.Tensor:
+        from .cache import backbone_digest, get_cache, sample_digests
+
+        compute_mode = f"{torch.device(device).type}|{amp_dtype}"
+        key = backbone_digest(backbone, compute_mode)
+        directory = getattr(self.cache_dir, "location", self.cache_dir)
+
+        def compute(indices):
+            subset = Inputs(inputs.kind, inputs.data[indices], inputs.sample_shape)
+            dataset = self._dataset(subset, backbone.image_size, device=device)
+            return _embed(backbone.forward_features, dataset, self.batch_size, device,
+                          amp_dtype, progress=self.verbose >= 1)
+
+        cache = get_cache()
+        before = cache.hits
+        features = cache.get_many(key, sample_digests(inputs.data), compute, directory)
+        logger.info("feature cache: %d of %d samples found", cache.hits - before, len(inputs))
+        return features
 
     def _optimizer_args(self, policy) -> tuple[type, dict]:
         opt = self.optimizer
@@ -308,7 +380,7 @@ class TransferClassifier(
             kwargs["param_groups"] = [("backbone.*", {"lr": self.lr * mult})]
         return opt, kwargs
 
-    def _make_net(self, network, policy, seed: int, device: str) -> WeightedNet:
+    def _make_net(self, network, policy, seed: int, device: str, amp_dtype) -> WeightedNet:
         optimizer, opt_kwargs = self._optimizer_args(policy)
         callbacks: list = [
             ("train_acc", EpochScoring("accuracy", lower_is_better=False, on_train=True,
@@ -342,6 +414,8 @@ class TransferClassifier(
             device=device,
             verbose=int(self.verbose >= 1),
             classes=list(range(len(self.classes_))),
+            amp_dtype=amp_dtype,
+            compile=bool(self.compile),
             **{f"optimizer__{k}": v for k, v in opt_kwargs.items()},
         )
 
@@ -368,7 +442,9 @@ class TransferClassifier(
         y_enc = self._validate_y(y, len(inputs))
         weights = self._sample_weights(sample_weight, y_enc)
         device = resolve_device(self.device)
+        amp_dtype = resolve_amp(self.mixed_precision, device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        release_device_memory(device)
 
         cuda_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
         with torch.random.fork_rng(devices=cuda_devices):
@@ -379,12 +455,24 @@ class TransferClassifier(
             network = TransferNetwork(backbone, head, augment)
             policy = resolve_freeze_policy(self.freeze)
             policy.apply(network)
-            net = self._make_net(network, policy, seed, device)
-            dataset = self._dataset(inputs, backbone.image_size,
-                                    torch.as_tensor(y_enc, dtype=torch.long), weights)
+            if device.startswith("cuda") and backbone.kind == "image":
+                network = network.to(memory_format=torch.channels_last)
+            net = self._make_net(network, policy, seed, device, amp_dtype)
+            y_t = torch.as_tensor(y_enc, dtype=torch.long)
+            use_cache = self._cache_plan(network, policy)
+            if use_cache:
+                features = self._cached_features(backbone, inputs, device, amp_dtype)
+                dataset = _on_device_if_it_fits(
+                    ArrayDataset(features, y_t, weights, key="features"), device)
+            else:
+                dataset = self._dataset(inputs, backbone.image_size, y_t, weights, device)
             net.fit(dataset, y_enc)
+        if net.optimizer_ is not None:
+            net.optimizer_.state.clear()  # optimizer moments are not needed to predict
+        release_device_memory(device)
 
         self.net_ = net
+        self.feature_cache_used_ = use_cache
         self.freeze_policy_ = policy
         self.input_kind_ = inputs.kind
         self.input_shape_ = inputs.sample_shape
@@ -428,8 +516,11 @@ class TransferClassifier(
         proba : ndarray of shape (n_samples, n_classes)
         """
         inputs = self._inputs_for_predict(X)
-        network = self.net_.module_
-        dataset = self._dataset(inputs, network.backbone.image_size)
+        features = self._predict_features(inputs)
+        if features is not None:
+            dataset = ArrayDataset(features, key="features")
+        else:
+            dataset = self._dataset(inputs, self.net_.module_.backbone.image_size)
         proba = np.asarray(self.net_.predict_proba(dataset), dtype=np.float64)
         return proba / proba.sum(axis=1, keepdims=True)
 
@@ -461,9 +552,20 @@ class TransferClassifier(
         embeddings : ndarray of shape (n_samples, n_features_out)
         """
         inputs = self._inputs_for_predict(X)
-        network = self.net_.module_
-        dataset = self._dataset(inputs, network.backbone.image_size)
-        return _embed(network, dataset, self.batch_size, self.net_.device)
+        features = self._predict_features(inputs)
+        if features is not None:
+            return features.float().numpy()
+        backbone = self.net_.module_.backbone
+        dataset = self._dataset(inputs, backbone.image_size)
+        return _embed(backbone.forward_features, dataset, self.batch_size, self.net_.device,
+                      self.net_.amp_dtype).numpy()
+
+    def _predict_features(self, inputs: Inputs) -> torch.Tensor | None:
+        """Embeddings from the cache for a model fitted on cached features, else None."""
+        if not getattr(self, "feature_cache_used_", False) or self.cache_features is False:
+            return None
+        return self._cached_features(self.net_.module_.backbone, inputs, str(self.net_.device),
+                                     self.net_.amp_dtype)
 
     @property
     def _n_features_out(self) -> int:
@@ -513,13 +615,38 @@ class TransferClassifier(
 
 
 @torch.no_grad()
-def _embed(network: TransferNetwork, dataset, batch_size: int, device) -> np.ndarray:
-    was_training = network.training
-    network.eval()
+def _embed(forward, dataset, batch_size: int, device, amp_dtype=None,
+           progress: bool = False) -> torch.Tensor:
+    """Run ``forward`` (a backbone's ``forward_features``) over ``dataset`` in eval mode."""
+    module = forward.__self__
+    was_training = module.training
+    module.eval()
     out = []
+    loader = BatchLoader(dataset, batch_size=max(batch_size, 256),
+                         pin_memory=str(device).startswith("cuda"))
+    if progress:
+        from tqdm.auto import tqdm
+
+        loader = tqdm(loader, desc="extracting features", unit="batch", leave=False)
+    autocast = torch.autocast(torch.device(device).type, dtype=amp_dtype,
+                              enabled=amp_dtype is not None)
     try:
-        for xb, _ in BatchLoader(dataset, batch_size=max(batch_size, 256)):
-            out.append(network.features(xb["x"].to(device)).float().cpu())
+        with autocast:
+            for xb, _ in loader:
+                out.append(forward(xb["x"].to(device, non_blocking=True)).float().cpu())
     finally:
-        network.train(was_training)
-    return torch.cat(out).numpy()
+        module.train(was_training)
+    return torch.cat(out)
+
+
+def _on_device_if_it_fits(dataset: ArrayDataset, device: str) -> ArrayDataset:
+    """Keep the whole dataset on the GPU when it takes under a quarter of the free memory:
+    batches are then sliced there, with no host-to-device copy per batch."""
+    if not device.startswith("cuda"):
+        return dataset
+    tensors = (dataset.x, dataset.y, dataset.sample_weight)
+    nbytes = sum(t.numel() * t.element_size() for t in tensors)
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    if nbytes < free // 4:
+        dataset.x, dataset.y, dataset.sample_weight = (t.to(device) for t in tensors)
+    return dataset

@@ -41,9 +41,8 @@ def _is_path_array(X) -> bool:
     if isinstance(X, (list, tuple)) and X and isinstance(X[0], (str, os.PathLike)):
         return True
     if hasattr(X, "dtypes") and getattr(X, "ndim", 2) == 2:  # DataFrame
-        return X.shape[1] == 1 and X.dtypes.iloc[0] == np.dtype(object) and len(X) > 0 and isinstance(
-            X.iloc[0, 0], (str, os.PathLike)
-        )
+        first_is_path = len(X) > 0 and isinstance(X.iloc[0, 0], (str, os.PathLike))
+        return X.shape[1] == 1 and X.dtypes.iloc[0] == np.dtype(object) and first_is_path
     arr = np.asarray(X) if not isinstance(X, np.ndarray) else X
     if arr.dtype.kind not in "OUS":
         return False
@@ -257,7 +256,7 @@ class BatchLoader:
 
 def _pin(batch):
     if isinstance(batch, torch.Tensor):
-        return batch.pin_memory()
+        return batch.pin_memory() if batch.device.type == "cpu" else batch
     if isinstance(batch, dict):
         return {k: _pin(v) for k, v in batch.items()}
     if isinstance(batch, (tuple, list)):

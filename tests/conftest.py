@@ -26,7 +26,7 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def blobs():
     """Three well separated classes in 6 dimensions (features on very different scales)."""
     rng = np.random.RandomState(0)
@@ -37,7 +37,7 @@ def blobs():
     return X, y
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tiny_images():
     """40 uint8 RGB 8x8 images whose class is which half is bright."""
     rng = np.random.RandomState(0)

@@ -9,7 +9,7 @@ from sktransfer import FreezeLast, GradualUnfreeze, TransferClassifier
 from sktransfer.registry import create_backbone, resolve_freeze_policy
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def source_cnn(tiny_images):
     X, y = tiny_images
     return TransferClassifier("cnn", backbone_kwargs=TINY_CNN, max_epochs=3,

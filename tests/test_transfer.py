@@ -14,7 +14,7 @@ from sklearn.model_selection import GridSearchCV
 from sktransfer import ExportedBackbone, TransferClassifier
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def source(blobs):
     X, y = blobs
     return TransferClassifier(**{**FAST, "max_epochs": 8}).fit(X, y)

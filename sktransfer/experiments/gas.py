@@ -1,0 +1,281 @@
+"""Gas sensor drift: pretrain on early batches, adapt to a later batch with few labels."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..baselines import make_baseline
+from ..compare import ComparisonResult, compare
+from ..datasets import GAS_NAMES, make_gas_binary, split_gas_batches
+from ..estimator import TransferClassifier
+from ._common import baselines_in, few_label_splits, say, select_strategies, torch_threads
+
+__all__ = ["GAS_STRATEGIES", "parse_gas_task", "run_gas"]
+
+#: Strategy names of the gas experiment (``"baseline"`` = the three classical baselines).
+GAS_STRATEGIES = (
+    "scratch", "fine-tune", "feature-extraction", "last-2", "gradual", "source-only", "baseline",
+)
+
+
+def parse_gas_task(task: str) -> str | None:
+    """Check a gas task name; return the positive gas of a binary task, or None.
+
+    Parameters
+    ----------
+    task : str
+        ``"multiclass"`` (the six gases) or ``"binary:<gas>"`` ("this gas vs the
+        others"), the gas a name of :data:`~sktransfer.datasets.GAS_NAMES` or its number
+        1 to 6.
+
+    Returns
+    -------
+    str or None
+        The gas name of a binary task, None for the multiclass task.
+
+    Raises
+    ------
+    ValueError
+        For any other value; the message lists the valid tasks.
+
+    Examples
+    --------
+    >>> from sktransfer.experiments import parse_gas_task
+    >>> parse_gas_task("binary:Acetaldehyde")
+    'acetaldehyde'
+    >>> parse_gas_task("multiclass") is None
+    True
+    """
+    valid = "'multiclass' or 'binary:<gas>' with <gas> one of " + ", ".join(GAS_NAMES)
+    if task == "multiclass":
+        return None
+    kind, _, gas = str(task).partition(":")
+    if kind != "binary" or not gas:
+        raise ValueError(f"unknown task {task!r}; use {valid}")
+    if gas.isdigit() and 1 <= int(gas) <= len(GAS_NAMES):
+        return GAS_NAMES[int(gas) - 1]
+    if gas.lower() not in GAS_NAMES:
+        raise ValueError(f"unknown gas {gas!r} in task {task!r}; use {valid}")
+    return gas.lower()
+
+
+def _neural_models(selected, backbone, common, lr, fe_lr) -> dict[str, TransferClassifier]:
+    specs = {
+        "fine-tune": dict(freeze="none", lr=lr),
+        "feature-extraction": dict(freeze="backbone", lr=fe_lr),
+        "last-2": dict(freeze="last:2", lr=lr),
+        "gradual": dict(freeze="gradual", lr=lr),
+    }
+    models = {}
+    if "scratch" in selected:
+        models["mlp-scratch"] = TransferClassifier("mlp", lr=lr, **common)
+    for strategy, spec in specs.items():
+        if strategy in selected:
+            models[f"mlp-{strategy}"] = TransferClassifier(backbone, **spec, **common)
+    return models
+
+
+def run_gas(
+    X: np.ndarray,
+    y: np.ndarray,
+    batch: np.ndarray,
+    source_batches: Sequence[int],
+    target_batches: Sequence[int],
+    *,
+    label_fraction: float = 0.1,
+    task: str = "multiclass",
+    repeats: int = 5,
+    strategies: str | Iterable[str] | None = None,
+    epochs: int = 60,
+    source_epochs: int = 40,
+    hidden: Sequence[int] = (256, 128),
+    lr: float = 1e-3,
+    head_lr: float = 1e-2,
+    batch_size: int = 16,
+    validation_fraction: float | None = 0.2,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = False,
+    verbose: int = 0,
+    threads: int | None = 1,
+    n_jobs: int | None = None,
+    experiment: str | None = None,
+    data: str | None = None,
+) -> ComparisonResult:
+    """Scratch vs transferred vs classical models on drifted gas-sensor batches.
+
+    An MLP is pretrained once on the pooled source batches. Then for each target batch,
+    ``repeats`` times, a stratified ``label_fraction`` of its rows is labelled (at least
+    two rows per class) and the rest is scored; every model of a repeat sees the same
+    labelled rows:
+
+    - ``scratch``: the same MLP trained from scratch on the labelled rows;
+    - ``fine-tune``: the pretrained MLP, all layers trained (new head);
+    - ``feature-extraction``: the pretrained MLP frozen, a new head trained (``head_lr``);
+    - ``last-2``: the head and the top hidden layer trained;
+    - ``gradual``: the head first, then everything at a tenth of the learning rate;
+    - ``source-only``: the source model predicting the target directly (no target
+      labels), when the target's classes are among the source's;
+    - ``baseline``: logistic regression, RBF SVM and random forest on the labelled rows.
+
+    Binary tasks are imbalanced: every model uses ``class_weight="balanced"``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, 128)
+        Features of all rows (e.g. ``load_gas_drift().data``).
+    y : ndarray of shape (n_samples,)
+        Gas labels 0 to 5.
+    batch : ndarray of shape (n_samples,)
+        Batch of each row.
+    source_batches, target_batches : sequence of int
+        Batches to pretrain on; batches to adapt to (one result row per model and batch).
+    label_fraction : float, default=0.1
+        Share of each target batch that is labelled.
+    task : str, default="multiclass"
+        ``"multiclass"`` or ``"binary:<gas>"`` (see :func:`parse_gas_task`).
+    repeats : int, default=5
+        Labelled/scored splits per target batch.
+    strategies : str or iterable of str, default=None
+        Subset of :data:`GAS_STRATEGIES` (or baseline names); default all.
+    epochs : int, default=60
+        Training epochs on the labelled target rows.
+    source_epochs : int, default=40
+        Pretraining epochs on the source batches.
+    hidden : sequence of int, default=(256, 128)
+        Hidden layers of the MLP.
+    lr : float, default=1e-3
+        Adam learning rate (pretraining, scratch and fine-tuning).
+    head_lr : float, default=1e-2
+        Learning rate of feature extraction (a new linear head alone).
+    batch_size : int, default=16
+        Mini-batch size on the target (64 for pretraining).
+    validation_fraction : float or None, default=0.2
+        Share of the labelled rows held out for the validation curves.
+    seed : int, default=0
+        Seeds the splits and every model.
+    device : str, default="auto"
+        Torch device.
+    progress : bool, default=False
+        Progress bars and status lines on stderr.
+    verbose : int, default=0
+        Verbosity of the networks.
+    threads : int or None, default=1
+        Torch CPU threads while running (the networks are small: one thread is fastest
+        and is robust on a busy machine); None leaves torch's setting.
+    n_jobs : int, default=None
+        Parallel fits, see :func:`~sktransfer.compare.compare`.
+    experiment : str, default=None
+        Title; default describes the task.
+    data : str, default=None
+        Where the data came from, recorded in the settings.
+
+    Returns
+    -------
+    ComparisonResult
+        One row per model and target batch.
+
+    Examples
+    --------
+    >>> from sktransfer.datasets import load_gas_drift
+    >>> from sktransfer.experiments import run_gas
+    >>> gas = load_gas_drift()
+    >>> result = run_gas(gas.data, gas.target, gas.batch, [1, 2], [4], repeats=2,
+    ...                  strategies="scratch,fine-tune", epochs=5, source_epochs=5,
+    ...                  hidden=(32,))  # doctest: +SKIP
+    >>> result.table[["model", "target"]]  # doctest: +SKIP
+    """
+    gas = parse_gas_task(task)
+    selected = select_strategies(strategies, GAS_STRATEGIES, "gas")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats!r}")
+    labels = np.asarray(y) if gas is None else make_gas_binary(y, gas)
+    X_src, y_src, targets = split_gas_batches(X, labels, batch, source_batches, target_batches)
+    overlap = sorted(set(source_batches) & set(target_batches))
+    if overlap:
+        raise ValueError(f"batches {overlap} are both source and target")
+    class_weight = None if gas is None else "balanced"
+    names = ({i: n for i, n in enumerate(GAS_NAMES)} if gas is None
+             else {0: "other", 1: gas})
+    neural = [s for s in selected if s not in ("source-only", "baseline")]
+    needs_source = bool(set(neural) - {"scratch"}) or "source-only" in selected
+    common = dict(max_epochs=epochs, batch_size=batch_size, class_weight=class_weight,
+                  backbone_kwargs={"hidden": tuple(hidden)}, validation_fraction=validation_fraction,
+                  device=device, random_state=seed, verbose=verbose)
+    task_name = "multiclass (6 gases)" if gas is None else f"binary: {gas} vs other gases"
+    settings: dict[str, Any] = {
+        "experiment": "gas", "task": task, "task_description": task_name,
+        "source_batches": list(source_batches), "target_batches": list(target_batches),
+        "label_fraction": label_fraction, "repeats": repeats, "strategies": selected,
+        "epochs": epochs, "source_epochs": source_epochs, "hidden": list(hidden), "lr": lr,
+        "head_lr": head_lr, "batch_size": batch_size, "source_batch_size": 64,
+        "validation_fraction": validation_fraction, "class_weight": class_weight,
+        "optimizer": "adam", "seed": seed, "device": device, "torch_threads": threads,
+        "data": data, "n_source": len(y_src), "min_labelled_per_class": 2,
+        "source_class_counts": _counts(y_src, names),
+    }
+    notes: list[str] = []
+    with torch_threads(threads):
+        source = None
+        if needs_source:
+            say(f"pretraining the MLP on batches {list(source_batches)} "
+                f"({len(y_src)} rows, {source_epochs} epochs)", progress)
+            source = TransferClassifier(
+                "mlp", backbone_kwargs={"hidden": tuple(hidden)}, max_epochs=source_epochs,
+                lr=lr, batch_size=64, class_weight=class_weight, validation_fraction=0.1,
+                device=device, random_state=seed, verbose=verbose,
+            ).fit(X_src, y_src)
+            last = source.history_.iloc[-1]
+            settings["source_model"] = {
+                k: float(last[k]) for k in ("train_acc", "valid_acc") if k in last
+            }
+        backbone = source.export_backbone() if source is not None else None
+        results = []
+        for number, (X_t, y_t) in targets.items():
+            where = f"target batch {number}"
+            splits = few_label_splits(y_t, label_fraction, repeats, seed + number, where=where)
+            models: dict[str, Any] = _neural_models(selected, backbone, common, lr, head_lr)
+            strategies_of = {}
+            if "source-only" in selected:
+                missing = sorted(set(np.unique(y_t)) - set(source.classes_))
+                if missing:
+                    notes.append(f"batch {number}: no source-only row, the source batches "
+                                 f"lack class(es) {[names[c] for c in missing]}")
+                else:
+                    models["mlp-source-only"] = source
+                    strategies_of["mlp-source-only"] = "source-only"
+            for name in baselines_in(selected):
+                models[name] = make_baseline(name, random_state=seed, class_weight=class_weight)
+            settings.setdefault("targets", {})[f"batch {number}"] = {
+                "n_rows": len(y_t), "class_counts": _counts(y_t, names),
+                "n_labelled": len(splits[0][0]),
+            }
+            results.append(compare(
+                models, X_t, y_t, cv=splits, strategies=strategies_of,
+                target=f"batch {number}", class_names=names, n_jobs=n_jobs,
+                progress=progress, experiment="gas",
+            ))
+    title = experiment or (
+        f"Gas sensor drift, {task_name}: batches {_join(source_batches)} -> "
+        f"{_join(target_batches)}, {label_fraction:g} of the target labelled"
+    )
+    settings["notes"] = notes
+    settings["description"] = (
+        f"An MLP pretrained on batches {_join(source_batches)} ({len(y_src)} rows) is adapted "
+        f"to each target batch with {label_fraction:.0%} of its rows labelled (stratified, "
+        f"{repeats} repeats); all models of a repeat see the same labelled rows and are "
+        "scored on the rest of the batch."
+    )
+    return ComparisonResult.concat(results, experiment=title, settings=settings)
+
+
+def _counts(y: np.ndarray, names: dict) -> dict[str, int]:
+    values, counts = np.unique(y, return_counts=True)
+    return {str(names.get(int(v), v)): int(c) for v, c in zip(values, counts)}
+
+
+def _join(batches: Sequence[int]) -> str:
+    return ", ".join(str(b) for b in batches)

@@ -22,10 +22,11 @@ OPTIMIZERS = {
 class WeightedNet(NeuralNetClassifier):
     """skorch's classifier with a per-sample weighted loss and optional mixed precision.
 
-    Each batch's ``X`` is a dict holding ``sample_weight`` (class weights folded in); the
-    loss is ``sum(w * ce) / sum(w)``, which is the plain mean when all weights are one. Using
-    one code path for weighted and unweighted fits keeps ``sample_weight=ones`` identical to
-    no weights at all.
+    When samples carry weights, each batch's ``X`` is a dict holding ``sample_weight``
+    (class weights folded in) and the loss is ``sum(w * ce) / sum(w)``. When all weights are
+    equal that is the plain mean, and the batch carries no weights: the estimator decides
+    this once per fit from the weights themselves, so ``sample_weight=ones`` and no weights
+    take the same path and give identical models.
 
     ``amp_dtype`` (``torch.bfloat16`` or ``torch.float16``) runs forward passes under
     ``torch.autocast``; float16 also scales the loss with a ``GradScaler``. Batches move to

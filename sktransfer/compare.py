@@ -238,11 +238,10 @@ def _fit_predict(name, estimator, strategy, split, X_tr, y_tr, X_te, y_te, pos_l
         ):
             proba = est.predict_proba(X_te)
         y_score = _positive_score(est, X_te, proba, pos_label)
-    history = getattr(_final_step(est), "history_", None)
+    # A source-only model did not train here: its pretraining curves are not shown.
+    history = None if strategy == "source-only" else getattr(_final_step(est), "history_", None)
     if isinstance(history, pd.DataFrame):
         history = history.assign(model=name, split=split)
-    else:
-        history = None
     return {
         "model": name,
         "split": split,
@@ -253,7 +252,7 @@ def _fit_predict(name, estimator, strategy, split, X_tr, y_tr, X_te, y_te, pos_l
         "predict_time_s": predict_time,
         "n_train": 0 if strategy == "source-only" else len(y_tr),
         "n_test": len(y_te),
-        "history": history,
+        "history": history if isinstance(history, pd.DataFrame) else None,
     }
 
 
@@ -701,34 +700,77 @@ class ComparisonResult:
         """Loss and accuracy per epoch, train solid and validation dashed.
 
         See :func:`sktransfer.report.plot_learning_curves`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sktransfer import TransferClassifier
+        >>> from sktransfer.compare import compare
+        >>> X, y = np.random.rand(60, 4), np.arange(60) % 2
+        >>> res = compare({"mlp": TransferClassifier("mlp", max_epochs=2)}, X, y, cv=2)
+        >>> fig = res.plot_learning_curves("mlp")
         """
         from .report import plot_learning_curves
 
         return plot_learning_curves(self, model=model, target=target)
 
     def plot_overlay(self, metric: str | None = None, target: Any = None):
-        """All neural models' curves overlaid; see :func:`sktransfer.report.plot_overlay`."""
+        """All neural models' curves overlaid.
+
+        See :func:`sktransfer.report.plot_overlay`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sktransfer import TransferClassifier
+        >>> from sktransfer.compare import compare
+        >>> X, y = np.random.rand(60, 4), np.arange(60) % 2
+        >>> res = compare({"mlp": TransferClassifier("mlp", max_epochs=2)}, X, y, cv=2)
+        >>> fig = res.plot_overlay(metric="valid_acc")
+        """
         from .report import plot_overlay
 
         return plot_overlay(self, metric=metric, target=target)
 
     def plot_metrics(self, metrics: Sequence[str] | None = None, target: Any = None):
-        """Bar chart of the metrics with std error bars; see
-        :func:`sktransfer.report.plot_metrics`."""
+        """Bar chart of the metrics with standard-deviation error bars.
+
+        See :func:`sktransfer.report.plot_metrics`.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_classification
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from sktransfer.compare import compare
+        >>> X, y = make_classification(100, random_state=0)
+        >>> res = compare({"lr": LogisticRegression()}, X, y, cv=2)
+        >>> fig = res.plot_metrics(["accuracy", "kappa"])
+        """
         from .report import plot_metrics
 
         return plot_metrics(self, metrics=metrics, target=target)
 
     def plot_confusion_matrices(self, target: Any = None):
-        """One confusion matrix per model; see
-        :func:`sktransfer.report.plot_confusion_matrices`."""
+        """One confusion matrix per model, summed over splits.
+
+        See :func:`sktransfer.report.plot_confusion_matrices`.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_classification
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from sktransfer.compare import compare
+        >>> X, y = make_classification(100, random_state=0)
+        >>> fig = compare({"lr": LogisticRegression()}, X, y, cv=2).plot_confusion_matrices()
+        """
         from .report import plot_confusion_matrices
 
         return plot_confusion_matrices(self, target=target)
 
     def save(self, directory: str | Path) -> list[Path]:
-        """Write ``results.json``, ``report.md`` and the plots; see
-        :func:`sktransfer.report.save_report`.
+        """Write ``results.json``, ``report.md`` and the plots (PNG).
+
+        See :func:`sktransfer.report.save_report`.
 
         Parameters
         ----------
@@ -739,6 +781,17 @@ class ComparisonResult:
         -------
         list of pathlib.Path
             The files written.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from sklearn.datasets import make_classification
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from sktransfer.compare import compare
+        >>> X, y = make_classification(100, random_state=0)
+        >>> paths = compare({"lr": LogisticRegression()}, X, y, cv=2).save(tempfile.mkdtemp())
+        >>> paths[0].name
+        'results.json'
         """
         from .report import save_report
 

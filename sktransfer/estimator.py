@@ -272,7 +272,8 @@ class TransferClassifier(
             )
         return self._label_encoder.transform(y)
 
-    def _sample_weights(self, sample_weight, y_enc: np.ndarray) -> torch.Tensor:
+    def _sample_weights(self, sample_weight, y_enc: np.ndarray) -> torch.Tensor | None:
+        """Per-sample loss weights (class weights folded in), or None when all are equal."""
         w = _check_sample_weight(sample_weight, np.empty((len(y_enc), 0)), dtype=np.float64)
         if np.any(w < 0):
             raise ValueError("sample_weight must be non-negative")
@@ -282,6 +283,8 @@ class TransferClassifier(
             w = w * cw[y_enc]
         if not np.any(w > 0):
             raise ValueError("sample_weight is zero for every sample; nothing to train on")
+        if np.all(w == w[0]):
+            return None  # the weighted mean is the plain mean
         return torch.as_tensor(w, dtype=torch.float32)
 
     # ------------------------------------------------------------------ building blocks
@@ -644,9 +647,11 @@ def _on_device_if_it_fits(dataset: ArrayDataset, device: str) -> ArrayDataset:
     batches are then sliced there, with no host-to-device copy per batch."""
     if not device.startswith("cuda"):
         return dataset
-    tensors = (dataset.x, dataset.y, dataset.sample_weight)
+    tensors = [t for t in (dataset.x, dataset.y, dataset.sample_weight) if t is not None]
     nbytes = sum(t.numel() * t.element_size() for t in tensors)
     free, _ = torch.cuda.mem_get_info(torch.device(device))
     if nbytes < free // 4:
-        dataset.x, dataset.y, dataset.sample_weight = (t.to(device) for t in tensors)
+        dataset.x, dataset.y = dataset.x.to(device), dataset.y.to(device)
+        if dataset.sample_weight is not None:
+            dataset.sample_weight = dataset.sample_weight.to(device)
     return dataset

@@ -155,8 +155,9 @@ def to_inputs(estimator, X, *, input_shape=None, reset: bool) -> Inputs:
 class ArrayDataset(torch.utils.data.Dataset):
     """In-memory samples, indexable by a whole batch of indices at once.
 
-    Items are ``({key: x, "sample_weight": w}, y)``; skorch passes the dict to the network's
-    ``forward`` and the loss reads the weights from it.
+    Items are ``({key: x, "sample_weight": w}, y)`` (no ``sample_weight`` when there are
+    none); skorch passes the dict to the network's ``forward`` and the loss reads the
+    weights from it.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None,
@@ -164,15 +165,15 @@ class ArrayDataset(torch.utils.data.Dataset):
         n = len(x)
         self.x = x
         self.y = y if y is not None else torch.zeros(n, dtype=torch.long)
-        self.sample_weight = (
-            sample_weight if sample_weight is not None else torch.ones(n, dtype=torch.float32)
-        )
+        self.sample_weight = sample_weight
         self.key = key
 
     def __len__(self) -> int:
         return len(self.x)
 
     def __getitem__(self, idx):
+        if self.sample_weight is None:
+            return {self.key: self.x[idx]}, self.y[idx]
         return {self.key: self.x[idx], "sample_weight": self.sample_weight[idx]}, self.y[idx]
 
 
@@ -185,9 +186,7 @@ class ImagePathDataset(torch.utils.data.Dataset):
         self.paths = paths
         self.image_size = image_size
         self.y = y if y is not None else torch.zeros(n, dtype=torch.long)
-        self.sample_weight = (
-            sample_weight if sample_weight is not None else torch.ones(n, dtype=torch.float32)
-        )
+        self.sample_weight = sample_weight
         self.n_threads = n_threads
 
     def __len__(self) -> int:
@@ -209,6 +208,8 @@ class ImagePathDataset(torch.utils.data.Dataset):
             else:
                 images = [self._read(i) for i in indices]
             x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+        if self.sample_weight is None:
+            return {"x": x}, self.y[idx]
         return {"x": x, "sample_weight": self.sample_weight[idx]}, self.y[idx]
 
 

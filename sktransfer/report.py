@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "COMPACT_METRICS",
@@ -194,7 +195,7 @@ def _curves(result, model: str, target: Any) -> pd.DataFrame | None:
     numeric = [c for c in ("train_loss", "valid_loss", "train_acc", "valid_acc") if c in part]
     grouped = part.groupby("epoch")[numeric]
     mean, std = grouped.mean(), grouped.std(ddof=0).fillna(0.0)
-    out = mean.join(std, rsuffix="_std")
+    out = mean.join(std.add_suffix("_std"))
     if "unfrozen" in part:
         out["unfrozen"] = part.groupby("epoch")["unfrozen"].any()
     return out
@@ -278,6 +279,7 @@ def plot_learning_curves(result, model: str | None = None, target: Any = None) -
                 _draw_curves(ax, curves, kind, f"C{i}", label, band=len(targets) == 1)
             ax.set_title(f"{name}: {kind}")
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel(kind)
             ax.grid(alpha=0.3)
             ax.legend(fontsize="small")
@@ -333,6 +335,7 @@ def plot_overlay(result, metric: str | None = None, target: Any = None) -> Figur
             title = kind if tgt is None else f"{tgt}: {kind}"
             ax.set_title(title)
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
         axes[row, -1].legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
     return fig
@@ -397,7 +400,7 @@ def plot_metrics(result, metrics: Sequence[str] | None = None, target: Any = Non
         lowest = np.nanmin(values, initial=0.0) if np.isfinite(values).any() else 0.0
         ax.set_ylim(min(0.0, lowest - 0.1), 1.05)
         ax.set_ylabel("score (mean ± std over splits)")
-        ax.set_title(result.experiment if tgt is None else f"{result.experiment}: {tgt}")
+        ax.set_title(result.experiment if tgt is None else str(tgt))
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig

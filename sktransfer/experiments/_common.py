@@ -50,6 +50,7 @@ def few_label_splits(
     random_state: int,
     min_per_class: int = 2,
     where: str = "the target",
+    names: dict | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """``repeats`` stratified (labelled, scored) splits with ``fraction`` of each class
     labelled, and at least ``min_per_class`` labelled rows of every class.
@@ -60,12 +61,18 @@ def few_label_splits(
         raise ValueError(f"label fraction must be in (0, 1), got {fraction!r}")
     y = np.asarray(y)
     classes, counts = np.unique(y, return_counts=True)
+    names = names or {}
+
+    def name(c) -> str:
+        c = c.item() if hasattr(c, "item") else c
+        return str(names.get(c, c))
+
     if len(classes) < 2:
-        raise ValueError(f"{where} has a single class ({classes[0]!r}); nothing to compare")
+        raise ValueError(f"{where} has a single class ({name(classes[0])}); nothing to compare")
     take = np.maximum(min_per_class, np.round(fraction * counts).astype(int))
     small = [(c, n) for c, n, k in zip(classes, counts, take) if n - k < 1]
     if small:
-        detail = ", ".join(f"class {c!r} has {n}" for c, n in small)
+        detail = ", ".join(f"class {name(c)} has {n}" for c, n in small)
         raise ValueError(
             f"{where}: {detail} row(s); each class needs at least {min_per_class} labelled "
             "rows plus one to score"

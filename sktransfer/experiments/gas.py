@@ -203,8 +203,9 @@ def run_gas(
     neural = [s for s in selected if s not in ("source-only", "baseline")]
     needs_source = bool(set(neural) - {"scratch"}) or "source-only" in selected
     common = dict(max_epochs=epochs, batch_size=batch_size, class_weight=class_weight,
-                  backbone_kwargs={"hidden": tuple(hidden)}, validation_fraction=validation_fraction,
-                  device=device, random_state=seed, verbose=verbose)
+                  backbone_kwargs={"hidden": tuple(hidden)},
+                  validation_fraction=validation_fraction, device=device, random_state=seed,
+                  verbose=verbose)
     task_name = "multiclass (6 gases)" if gas is None else f"binary: {gas} vs other gases"
     settings: dict[str, Any] = {
         "experiment": "gas", "task": task, "task_description": task_name,
@@ -236,7 +237,8 @@ def run_gas(
         results = []
         for number, (X_t, y_t) in targets.items():
             where = f"target batch {number}"
-            splits = few_label_splits(y_t, label_fraction, repeats, seed + number, where=where)
+            splits = few_label_splits(y_t, label_fraction, repeats, seed + number, where=where,
+                                      names=names)
             models: dict[str, Any] = _neural_models(selected, backbone, common, lr, head_lr)
             strategies_of = {}
             if "source-only" in selected:

@@ -1,0 +1,6 @@
+"""``python -m sktransfer``: the same as the ``sktransfer`` command."""
+
+from .cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

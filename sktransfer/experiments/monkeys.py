@@ -1,0 +1,182 @@
+"""10 Monkey Species: a CNN from scratch vs an ImageNet backbone, frozen or fine-tuned."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..compare import ComparisonResult, compare
+from ..datasets import fetch_monkeys
+from ..estimator import TransferClassifier
+from ._common import held_out_split, say, select_strategies, torch_threads
+
+__all__ = ["MONKEYS_STRATEGIES", "run_monkeys"]
+
+#: Strategy names of the monkeys experiment.
+MONKEYS_STRATEGIES = ("scratch", "feature-extraction", "fine-tune")
+
+
+def _load(data_home, image_size, test_fraction, seed, progress, notes):
+    train = fetch_monkeys("training", data_home=data_home, image_size=image_size,
+                          verbose=int(progress))
+    try:
+        valid = fetch_monkeys("validation", data_home=data_home, image_size=image_size,
+                              verbose=int(progress))
+    except FileNotFoundError:
+        notes.append(
+            "The validation split is not available: the models are scored on a stratified "
+            f"{test_fraction:.0%} of the training split, held out from training."
+        )
+        rows_train, rows_test = held_out_split(train.target, test_fraction, seed)
+        return (train.images[rows_train], train.target[rows_train],
+                train.images[rows_test], train.target[rows_test], train.target_names, True)
+    return train.images, train.target, valid.images, valid.target, train.target_names, False
+
+
+def run_monkeys(
+    data_home: Any = None,
+    *,
+    backbone: str = "efficientnet_lite0",
+    image_size: int = 224,
+    scratch_image_size: int = 64,
+    strategies: str | Iterable[str] | None = None,
+    epochs: int | None = None,
+    scratch_epochs: int = 15,
+    fe_epochs: int = 4,
+    ft_epochs: int = 3,
+    ft_head_epochs: int = 1,
+    lr: float = 1e-3,
+    head_lr: float = 3e-3,
+    backbone_lr_mult: float = 0.1,
+    batch_size: int = 32,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = False,
+    verbose: int = 0,
+    threads: int | None = 1,
+) -> ComparisonResult:
+    """Monkey species: a small CNN from scratch vs a pretrained backbone, frozen or fine-tuned.
+
+    The images are decoded once at ``image_size`` (uint8). Strategies:
+
+    - ``scratch``: the small ``"cnn"`` trained from random weights at
+      ``scratch_image_size`` pixels, with augmentation;
+    - ``feature-extraction``: ``backbone`` with its ImageNet weights frozen, a new linear
+      head trained (``head_lr``);
+    - ``fine-tune``: ``backbone`` from ImageNet weights with a gradual policy: the head
+      alone for ``ft_head_epochs``, then all layers, the backbone at ``lr *
+      backbone_lr_mult``, with augmentation.
+
+    Models train on the training split and are scored on the validation split; when it is
+    absent (a note says so), on a stratified ``test_fraction`` of the training split held
+    out from training.
+
+    Parameters
+    ----------
+    data_home : str or path, default=None
+        Data home holding ``monkeys/`` (see :func:`~sktransfer.datasets.fetch_monkeys`).
+    backbone : str, default="efficientnet_lite0"
+        Pretrained backbone (a registry name with ImageNet weights).
+    image_size : int, default=224
+        Resolution the images are loaded at (and the pretrained backbone runs at).
+    scratch_image_size : int, default=64
+        Resolution of the scratch CNN (kept small: it trains on two CPU cores).
+    strategies : str or iterable of str, default=None
+        Subset of :data:`MONKEYS_STRATEGIES`; default all.
+    epochs : int, default=None
+        Epochs of every model; None uses the per-strategy values below.
+    scratch_epochs, fe_epochs, ft_epochs : int, default=15, 4, 3
+        Epochs of the scratch CNN, of feature extraction and of fine-tuning.
+    ft_head_epochs : int, default=1
+        Head-only epochs at the start of fine-tuning.
+    lr : float, default=1e-3
+        Learning rate of the scratch CNN and of the fine-tuning head.
+    head_lr : float, default=3e-3
+        Learning rate of the feature-extraction head.
+    backbone_lr_mult : float, default=0.1
+        Backbone learning rate multiplier while fine-tuning.
+    batch_size : int, default=32
+        Mini-batch size.
+    test_fraction : float, default=0.2
+        Held-out share of the training split when there is no validation split.
+    seed : int, default=0
+        Seeds the held-out split and the models.
+    device : str, default="auto"
+        Torch device.
+    progress : bool, default=False
+        Progress bars (decoding, epochs, models) on stderr.
+    verbose : int, default=0
+        Verbosity of the networks (2 when ``progress``: a bar per epoch).
+    threads : int or None, default=1
+        Torch CPU threads while running; None leaves torch's setting. One thread is
+        robust on a shared machine (several threads slow down badly when cores are busy).
+
+    Returns
+    -------
+    ComparisonResult
+        One row per strategy.
+
+    Examples
+    --------
+    >>> from sktransfer.experiments import run_monkeys
+    >>> result = run_monkeys("/data", strategies="feature-extraction",
+    ...                      epochs=1)  # doctest: +SKIP
+    """
+    selected = select_strategies(strategies, MONKEYS_STRATEGIES, "monkeys")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    notes: list[str] = []
+    n_epochs = {
+        "scratch": epochs or scratch_epochs,
+        "feature-extraction": epochs or fe_epochs,
+        "fine-tune": epochs or ft_epochs,
+    }
+    with torch_threads(threads):
+        say(f"loading the monkey images at {image_size} px", progress)
+        X_train, y_train, X_test, y_test, names, held_out = _load(
+            data_home, image_size, test_fraction, seed, progress, notes)
+        net_verbose = max(verbose, 2 * progress)
+        common = dict(batch_size=batch_size, device=device, random_state=seed,
+                      verbose=net_verbose)
+        models: dict[str, TransferClassifier] = {}
+        if "scratch" in selected:
+            models["cnn-scratch"] = TransferClassifier(
+                "cnn", image_size=scratch_image_size, augment=True, lr=lr,
+                max_epochs=n_epochs["scratch"], **common)
+        if "feature-extraction" in selected:
+            models[f"{backbone}-feature-extraction"] = TransferClassifier(
+                backbone, weights="imagenet", freeze="backbone", lr=head_lr,
+                max_epochs=n_epochs["feature-extraction"], **common)
+        if "fine-tune" in selected:
+            head_epochs = min(ft_head_epochs, n_epochs["fine-tune"] - 1)
+            models[f"{backbone}-fine-tune"] = TransferClassifier(
+                backbone, weights="imagenet", freeze=f"gradual:{max(head_epochs, 0)}",
+                lr=lr, backbone_lr_mult=backbone_lr_mult, augment=True,
+                max_epochs=n_epochs["fine-tune"], **common)
+        strategy_of = {name: s for name, s in zip(models, selected)}
+        result = compare(
+            models, X_train, y_train, test=(X_test, y_test), strategies=strategy_of,
+            class_names=dict(enumerate(names)), progress=progress, experiment="monkeys",
+        )
+    settings = {
+        "experiment": "monkeys", "backbone": backbone, "weights": "imagenet",
+        "image_size": image_size, "scratch_image_size": scratch_image_size,
+        "strategies": selected, "epochs": {models_name: n_epochs[s] for models_name, s in
+                                           zip(models, selected)},
+        "ft_head_epochs": ft_head_epochs, "lr": lr, "head_lr": head_lr,
+        "backbone_lr_mult": backbone_lr_mult, "batch_size": batch_size, "optimizer": "adam",
+        "validation_fraction": 0.1, "n_train": int(len(y_train)), "n_test": int(len(y_test)),
+        "test_source": f"held-out {test_fraction:.0%} of the training split" if held_out
+        else "validation split",
+        "seed": seed, "device": device, "torch_threads": threads, "data_home": data_home,
+        "classes": list(names), "notes": notes,
+        "description": (
+            f"Ten monkey species, {len(y_train)} training images: a small CNN from scratch "
+            f"vs {backbone} with ImageNet weights, frozen (feature extraction) or fine-tuned; "
+            f"scored on {len(y_test)} {'held-out' if held_out else 'validation'} images."
+        ),
+    }
+    return ComparisonResult.concat(
+        [result], experiment="10 Monkey Species: scratch vs transfer", settings=settings
+    )

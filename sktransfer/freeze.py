@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 
+import torch
 from sklearn.base import BaseEstimator
 from skorch.callbacks import Callback, EarlyStopping
 
@@ -39,6 +40,18 @@ class FreezePolicy(BaseEstimator):
         """skorch callbacks that change the frozen set while training (none by default)."""
         return []
 
+    @staticmethod
+    def _freeze_batchnorm(network) -> None:
+        """Keep every BatchNorm layer frozen: parameters fixed and statistics in eval mode.
+
+        The usual advice for fine-tuning a pretrained network on little data: batch
+        statistics of small batches are noisy, and the pretrained ones describe the inputs
+        the later layers were trained on.
+        """
+        bns = [m for m in network.backbone.modules()
+               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        network.set_trainable((p for m in bns for p in m.parameters()), False)
+
     def keeps_backbone_frozen(self) -> bool:
         """True if no backbone parameter trains at any point of the fit.
 
@@ -51,6 +64,12 @@ class FreezePolicy(BaseEstimator):
 class FreezeNone(FreezePolicy):
     """Fine-tune everything: all layers train (the backbone at ``lr * backbone_lr_mult``).
 
+    Parameters
+    ----------
+    train_batchnorm : bool, default=True
+        Whether BatchNorm layers train too. ``False`` keeps their pretrained parameters and
+        statistics (eval mode), often better when fine-tuning on little data.
+
     Examples
     --------
     >>> from sktransfer import TransferClassifier
@@ -58,8 +77,13 @@ class FreezeNone(FreezePolicy):
     TransferClassifier(...)
     """
 
+    def __init__(self, train_batchnorm: bool = True):
+        self.train_batchnorm = train_batchnorm
+
     def apply(self, network) -> None:
         network.set_trainable(network.parameters(), True)
+        if not self.train_batchnorm:
+            self._freeze_batchnorm(network)
 
 
 class FreezeBackbone(FreezePolicy):
@@ -144,8 +168,11 @@ class GradualUnfreeze(FreezePolicy):
 
     Parameters
     ----------
-    head_epochs : int
+    head_epochs : int, default=3
         Epochs of head-only training before the backbone is unfrozen.
+    train_batchnorm : bool, default=True
+        Whether BatchNorm layers train once unfrozen; ``False`` keeps them frozen in eval
+        mode throughout.
 
     Examples
     --------
@@ -156,8 +183,9 @@ class GradualUnfreeze(FreezePolicy):
 
     default_backbone_lr_mult = 0.1
 
-    def __init__(self, head_epochs: int = 3):
+    def __init__(self, head_epochs: int = 3, train_batchnorm: bool = True):
         self.head_epochs = head_epochs
+        self.train_batchnorm = train_batchnorm
 
     @classmethod
     def from_string(cls, arg: str) -> GradualUnfreeze:
@@ -171,23 +199,23 @@ class GradualUnfreeze(FreezePolicy):
             raise ValueError(f"head_epochs must be an int >= 0, got {self.head_epochs!r}")
         FreezeBackbone().apply(network)
         if self.head_epochs == 0:
-            FreezeNone().apply(network)
+            FreezeNone(self.train_batchnorm).apply(network)
 
     def callbacks(self) -> list[Callback]:
-        return [_UnfreezeAt(self.head_epochs)]
+        return [_UnfreezeAt(self.head_epochs, self.train_batchnorm)]
 
 
 class _UnfreezeAt(Callback):
     """Unfreeze the backbone at the start of epoch ``head_epochs + 1``."""
 
-    def __init__(self, head_epochs: int):
+    def __init__(self, head_epochs: int, train_batchnorm: bool = True):
         self.head_epochs = head_epochs
+        self.train_batchnorm = train_batchnorm
 
     def on_epoch_begin(self, net, **kwargs):
         epoch = len(net.history)  # skorch has already opened this epoch's row
         if epoch == self.head_epochs + 1 and self.head_epochs > 0:
-            network = net.module_
-            network.set_trainable(network.parameters(), True)
+            FreezeNone(self.train_batchnorm).apply(net.module_)
             net.history.record("unfrozen", True)
             # Patience restarts: the fine-tuning stage deserves its own chances.
             for _, cb in net.callbacks_:

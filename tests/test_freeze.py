@@ -124,3 +124,23 @@ def test_unknown_policy_lists_known():
     with pytest.raises(ValueError, match="known names: backbone, gradual, last, none"):
         resolve_freeze_policy("everything")
     np.testing.assert_equal(FreezeLast.from_string("3").k, 3)
+
+
+@pytest.mark.parametrize("freeze", ["none", "gradual"])
+def test_train_batchnorm_false_keeps_pretrained_statistics(source_cnn, tiny_images, freeze):
+    from sktransfer import FreezeNone
+
+    X, y = tiny_images
+    exported = source_cnn.export_backbone()
+    policy = (FreezeNone(train_batchnorm=False) if freeze == "none"
+              else GradualUnfreeze(head_epochs=1, train_batchnorm=False))
+    clf = TransferClassifier(exported, freeze=policy, max_epochs=3, lr=0.05,
+                             random_state=0).fit(X, y)
+    changed = _changed(exported.state_dict, clf)
+    bn_keys = {k for k in exported.state_dict if k.startswith(("body.1.", "body.5."))}
+    assert bn_keys and not (changed & bn_keys)  # BN weights and running stats untouched
+    assert "body.0.weight" in changed  # the convolutions did train
+    network = clf.net_.module_
+    network.train(True)
+    assert not any(m.training for m in network.backbone.modules()
+                   if isinstance(m, torch.nn.BatchNorm2d))

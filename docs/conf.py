@@ -17,16 +17,21 @@ sys.path.insert(0, str(DOCS / "sphinxext"))
 # Before sktransfer or the examples are imported: small settings for the gallery, no GUI.
 os.environ.setdefault("SKTRANSFER_EXAMPLE_FAST", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The gallery trains many tiny networks in this process: one torch thread each is faster
+# than several fighting for the cores (on a busy 2-core machine, by more than 10x).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import sktransfer
 from sktransfer_sphinxext import (
-    changelog_to_rst,
+    MARKDOWN_PAGES,
     constant_docstring,
     executable_examples_pattern,
+    markdown_to_rst,
     missing_example_data,
     skip_metadata_request_methods,
 )
 from sphinx.util import logging
+
+import sktransfer
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +82,11 @@ sphinx_gallery_conf = {
     # Run every plot_*.py whose data is here; the others are rendered without output.
     "filename_pattern": executable_examples_pattern(_examples, set(_missing)),
     "ignore_pattern": r"__init__\.py",
+    "subsection_order": [
+        "../examples/seed_experiments",
+        "../examples/sklearn_integration",
+        "../examples/extending",
+    ],
     "within_subsection_order": "FileNameSortKey",
     "backreferences_dir": "gen_modules/backreferences",
     "doc_module": ("sktransfer",),
@@ -113,17 +123,19 @@ html_show_sourcelink = True
 
 
 # -- Generated pages -------------------------------------------------------------------------
-def _write_changelog(app):
-    """CHANGELOG.md (Markdown, at the repository root) -> gen_modules/changelog.inc."""
-    source = DOCS.parent / "CHANGELOG.md"
-    target = DOCS / "gen_modules" / "changelog.inc"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text = changelog_to_rst(source.read_text(encoding="utf-8"))
-    if not target.is_file() or target.read_text(encoding="utf-8") != text:
-        target.write_text(text, encoding="utf-8")
+def _write_markdown_pages(app):
+    """CHANGELOG.md and CONTRIBUTING.md (Markdown, at the repository root) -> reST includes
+    in gen_modules/, so they are written once and shown without a Markdown parser."""
+    for source_name, target_name in MARKDOWN_PAGES.items():
+        source = DOCS.parent / source_name
+        target = DOCS / "gen_modules" / target_name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = markdown_to_rst(source.read_text(encoding="utf-8"))
+        if not target.is_file() or target.read_text(encoding="utf-8") != text:
+            target.write_text(text, encoding="utf-8")
 
 
 def setup(app):
-    app.connect("builder-inited", _write_changelog)
+    app.connect("builder-inited", _write_markdown_pages)
     app.connect("autodoc-skip-member", skip_metadata_request_methods)
     app.connect("autodoc-process-docstring", constant_docstring)

@@ -5,6 +5,7 @@ are in :mod:`sktransfer.datasets`, comparisons in :func:`sktransfer.compare`.
 """
 
 from .backbones.exported import ExportedBackbone
+from .compare import ComparisonResult, compare
 from .estimator import TransferClassifier
 from .freeze import FreezeBackbone, FreezeLast, FreezeNone, FreezePolicy, GradualUnfreeze
 from .registry import (
@@ -17,6 +18,7 @@ from .registry import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ComparisonResult",
     "ExportedBackbone",
     "FreezeBackbone",
     "FreezeLast",
@@ -26,6 +28,7 @@ __all__ = [
     "TransferClassifier",
     "available_backbones",
     "available_freeze_policies",
+    "compare",
     "register_backbone",
     "register_freeze_policy",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -316,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     --------
     >>> from sktransfer.cli import main
     >>> main(["list-backbones"])  # doctest: +ELLIPSIS
+    alexnet
     cnn
     ...
     0
@@ -325,7 +327,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "list-backbones":
         from .registry import available_backbones
 
-        print("\n".join(available_backbones()))
+        try:
+            print("\n".join(available_backbones()))
+            sys.stdout.flush()
+        except BrokenPipeError:  # `sktransfer list-backbones | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     _check_args(parser, args)
     out = args.out or Path("results") / args.experiment

@@ -625,8 +625,11 @@ def _embed(forward, dataset, batch_size: int, device, amp_dtype=None,
     was_training = module.training
     module.eval()
     out = []
-    loader = BatchLoader(dataset, batch_size=max(batch_size, 256),
-                         pin_memory=str(device).startswith("cuda"))
+    cuda = str(device).startswith("cuda")
+    images = getattr(module, "kind", "image") == "image"
+    # Large inference batches pay on a GPU; on a CPU, big image batches only cost memory.
+    batch_size = max(batch_size, 256) if cuda else (batch_size if images else 4096)
+    loader = BatchLoader(dataset, batch_size=batch_size, pin_memory=cuda)
     if progress:
         from tqdm.auto import tqdm
 

@@ -21,7 +21,24 @@ class FreezePolicy(BaseEstimator):
 
     Subclasses implement :meth:`apply`; those that change the frozen set during training
     return skorch callbacks from :meth:`callbacks`. Frozen BatchNorm layers are kept in
-    eval mode by the network itself, whatever mode skorch sets.
+    eval mode by the network itself, whatever mode skorch sets. A subclass takes its own
+    parameters in ``__init__`` (stored under the same names, as in scikit-learn), so that
+    ``clone`` and parameter grids work with it.
+
+    Parameters
+    ----------
+    (none)
+        The base class has no parameters; subclasses define theirs.
+
+    Examples
+    --------
+    >>> from sktransfer import FreezePolicy, TransferClassifier
+    >>> class TrainBiasesOnly(FreezePolicy):
+    ...     def apply(self, network):
+    ...         for name, p in network.named_parameters():
+    ...             p.requires_grad_(name.endswith("bias") or name.startswith("head."))
+    ...         network.set_trainable([], True)  # refresh which layers stay in eval mode
+    >>> clf = TransferClassifier("mlp", freeze=TrainBiasesOnly())
     """
 
     #: backbone learning-rate multiplier used when the estimator's ``backbone_lr_mult`` is None

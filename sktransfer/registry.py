@@ -119,6 +119,18 @@ def register_backbone(name: str, factory: Callable[..., Backbone] | None = None)
     Plugins that should be found in every session register an entry point instead (see the
     module docstring). Usable as a decorator.
 
+    Parameters
+    ----------
+    name : str
+        The name accepted as ``backbone=`` from now on.
+    factory : callable, optional
+        ``factory(*, input_shape, weights, **kwargs) -> Backbone``. Omit it to use the
+        function as a decorator.
+
+    Returns
+    -------
+    The factory (or a decorator that registers one).
+
     Examples
     --------
     >>> from sktransfer.registry import register_backbone
@@ -134,7 +146,29 @@ def register_backbone(name: str, factory: Callable[..., Backbone] | None = None)
 
 
 def register_freeze_policy(name: str, policy_class: type | None = None):
-    """Register a freeze policy class under ``name`` for this Python session."""
+    """Register a freeze policy class under ``name`` for this Python session.
+
+    Parameters
+    ----------
+    name : str
+        The name accepted as ``freeze=`` (``"name"`` or ``"name:arg"``, the argument going
+        to the class's ``from_string``).
+    policy_class : type, optional
+        A :class:`~sktransfer.freeze.FreezePolicy` subclass. Omit it to use the function as
+        a class decorator.
+
+    Returns
+    -------
+    The class (or a decorator that registers one).
+
+    Examples
+    --------
+    >>> from sktransfer import FreezeLast, register_freeze_policy
+    >>> @register_freeze_policy("top2")
+    ... class Top2(FreezeLast):
+    ...     def __init__(self, k=2):
+    ...         super().__init__(k)
+    """
     if policy_class is None:
         return lambda c: register_freeze_policy(name, c)
     _runtime_policies[name] = policy_class

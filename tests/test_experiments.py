@@ -138,3 +138,12 @@ def test_run_monkeys_scores_on_a_held_out_part(monkeypatch):
     assert (table["n_test"] == 10).all() and (table["n_train"] == 40).all()
     assert "validation split is not available" in res.settings["notes"][0]
     assert res.settings["test_source"].startswith("held-out 20%")
+
+
+
+def test_run_monkeys_fine_tunes_with_frozen_batchnorm(monkeypatch):
+    monkeypatch.setattr(monkeys_module, "fetch_monkeys", _fake_monkeys)
+    res = run_monkeys(None, image_size=32, epochs=2, batch_size=16, strategies="fine-tune")
+    assert res.table["strategy"].tolist() == ["fine-tune"]
+    assert res.histories["unfrozen"].tolist() == [False, True]
+    assert res.settings["ft_batchnorm"].startswith("frozen")

@@ -44,27 +44,42 @@ def figure_scraper(block, block_vars, gallery_conf):
     return figure_rst(image_paths, gallery_conf["src_dir"])
 
 
-# --------------------------------------------------------------------------- changelog
+# --------------------------------------------------------------------------- Markdown pages
 _HEADING_CHARS = {1: "=", 2: "-", 3: "~", 4: "^"}
 
 
 def _inline_md_to_rst(text: str) -> str:
-    # [text](url) -> `text <url>`__ ; `code` -> ``code`` ; **bold** stays bold
-    text = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r"`\1 <\2>`__", text)
+    # `code` -> ``code`` ; then [text](url) -> `text <url>`__ ; **bold** stays bold
     text = re.sub(r"(?<!`)`([^`]+)`(?!`)", r"``\1``", text)
+    text = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r"`\1 <\2>`__", text)
     return text
 
 
-def changelog_to_rst(markdown: str) -> str:
-    """Convert the Markdown subset used by ``CHANGELOG.md`` to reStructuredText.
+def markdown_to_rst(markdown: str) -> str:
+    """Convert the Markdown subset of ``CHANGELOG.md`` and ``CONTRIBUTING.md`` to reST.
 
     Supported: ``#`` headings, ``-`` bullet lists (with indented continuation lines),
-    paragraphs, inline code, links and bold text. The first level-1 heading is dropped
-    (the docs page has its own title).
+    paragraphs, fenced code blocks, inline code, links and bold text. The first level-1
+    heading is dropped (the docs page has its own title).
     """
     out: list[str] = []
     dropped_title = False
+    fence: str | None = None
     for line in markdown.splitlines():
+        if fence is not None:  # inside a fenced code block
+            if line.strip().startswith("```"):
+                fence = None
+                out.append("")
+            else:
+                out.append(("    " + line).rstrip())
+            continue
+        m = re.match(r"^\s*```\s*([\w+-]*)\s*$", line)
+        if m:
+            fence = m.group(1) or "text"
+            if out and out[-1] != "":
+                out.append("")
+            out += [f".. code-block:: {fence}", ""]
+            continue
         m = re.match(r"^(#{1,4})\s+(.*)$", line)
         if m:
             level, title = len(m.group(1)), _inline_md_to_rst(m.group(2).strip())
@@ -77,6 +92,10 @@ def changelog_to_rst(markdown: str) -> str:
             continue
         out.append(_inline_md_to_rst(line.rstrip()))
     return "\n".join(out).strip() + "\n"
+
+
+#: Markdown files at the repository root shown in the docs -> the generated include.
+MARKDOWN_PAGES = {"CHANGELOG.md": "changelog.inc", "CONTRIBUTING.md": "contributing.inc"}
 
 
 # --------------------------------------------------------------------------- example data
@@ -105,11 +124,21 @@ def _monkeys_missing() -> str | None:
     return None
 
 
-#: Gallery examples that need data the package does not ship -> a check returning why
-#: they cannot run here (None when they can).
+def _imblearn_missing() -> str | None:
+    try:
+        import imblearn  # noqa: F401
+    except ImportError:
+        return "imbalanced-learn is not installed (sktransfer[imbalanced])"
+    return None
+
+
+#: Gallery examples that need data or packages sktransfer does not require -> a check
+#: returning why they cannot run here (None when they can). Each example checks the
+#: same itself, prints what is missing and exits when run as a script.
 DATA_CHECKS = {
     "plot_cifar_a_to_b.py": _cifar_missing,
     "plot_monkeys_scratch_frozen_finetune.py": _monkeys_missing,
+    "plot_gridsearch_imbalanced.py": _imblearn_missing,
 }
 
 

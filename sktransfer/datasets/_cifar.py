@@ -576,8 +576,22 @@ def _cached(key, name, max_per_class, cache, build):
     return result
 
 
+def _marked_read_only(path: Path) -> bool:
+    """True when the nearest existing folder above ``path`` has no write permission bits.
+
+    ``os.access`` says yes to root everywhere; a folder whose owner made it read-only
+    (a shared copy of the data) is respected all the same.
+    """
+    folder = path
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return not (folder.stat().st_mode & 0o222)
+
+
 def _write_cache(path: Path, images: np.ndarray, target: np.ndarray) -> None:
     """Write the cache atomically; give up silently when it cannot be written."""
+    if _marked_read_only(path.parent):
+        return
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -262,7 +262,7 @@ def run_gas(
             ))
     title = experiment or (
         f"Gas sensor drift, {task_name}: batches {_join(source_batches)} -> "
-        f"{_join(target_batches)}, {label_fraction:g} of the target labelled"
+        f"{_join(target_batches)}, {label_fraction:.0%} of each target labelled"
     )
     settings["notes"] = notes
     settings["description"] = (

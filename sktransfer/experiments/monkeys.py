@@ -8,6 +8,7 @@ from typing import Any
 from ..compare import ComparisonResult, compare
 from ..datasets import fetch_monkeys
 from ..estimator import TransferClassifier
+from ..freeze import GradualUnfreeze
 from ._common import held_out_split, say, select_strategies, torch_threads
 
 __all__ = ["MONKEYS_STRATEGIES", "run_monkeys"]
@@ -42,12 +43,14 @@ def run_monkeys(
     strategies: str | Iterable[str] | None = None,
     epochs: int | None = None,
     scratch_epochs: int = 15,
-    fe_epochs: int = 4,
-    ft_epochs: int = 3,
-    ft_head_epochs: int = 1,
+    fe_epochs: int = 20,
+    ft_epochs: int = 4,
+    ft_head_epochs: int = 2,
     lr: float = 1e-3,
-    head_lr: float = 3e-3,
-    backbone_lr_mult: float = 0.1,
+    head_lr: float = 1e-3,
+    ft_lr: float = 3e-3,
+    backbone_lr_mult: float = 0.03,
+    ft_augment: bool = False,
     batch_size: int = 32,
     test_fraction: float = 0.2,
     seed: int = 0,
@@ -65,8 +68,11 @@ def run_monkeys(
     - ``feature-extraction``: ``backbone`` with its ImageNet weights frozen, a new linear
       head trained (``head_lr``);
     - ``fine-tune``: ``backbone`` from ImageNet weights with a gradual policy: the head
-      alone for ``ft_head_epochs``, then all layers, the backbone at ``lr *
-      backbone_lr_mult``, with augmentation.
+      alone for ``ft_head_epochs`` (learning rate ``ft_lr``), then all layers, the backbone
+      at ``ft_lr * backbone_lr_mult``, BatchNorm layers kept frozen with their ImageNet
+      statistics (``train_batchnorm=False``: batch statistics of 32 monkey photos differ
+      so much from ImageNet's that letting BatchNorm train wrecks the features at the
+      moment of unfreezing; accuracy 94-96% instead of 99%).
 
     Models train on the training split and are scored on the validation split; when it is
     absent (a note says so), on a stratified ``test_fraction`` of the training split held
@@ -86,16 +92,21 @@ def run_monkeys(
         Subset of :data:`MONKEYS_STRATEGIES`; default all.
     epochs : int, default=None
         Epochs of every model; None uses the per-strategy values below.
-    scratch_epochs, fe_epochs, ft_epochs : int, default=15, 4, 3
-        Epochs of the scratch CNN, of feature extraction and of fine-tuning.
-    ft_head_epochs : int, default=1
+    scratch_epochs, fe_epochs, ft_epochs : int, default=15, 20, 4
+        Epochs of the scratch CNN, of feature extraction (cheap: the frozen backbone's
+        features are computed once and cached) and of fine-tuning.
+    ft_head_epochs : int, default=2
         Head-only epochs at the start of fine-tuning.
     lr : float, default=1e-3
-        Learning rate of the scratch CNN and of the fine-tuning head.
-    head_lr : float, default=3e-3
+        Learning rate of the scratch CNN.
+    head_lr : float, default=1e-3
         Learning rate of the feature-extraction head.
-    backbone_lr_mult : float, default=0.1
-        Backbone learning rate multiplier while fine-tuning.
+    ft_lr : float, default=3e-3
+        Learning rate of the fine-tuning head.
+    backbone_lr_mult : float, default=0.03
+        Backbone learning rate multiplier while fine-tuning (``ft_lr * 0.03 = 9e-5``).
+    ft_augment : bool, default=False
+        Random flips and shifts while fine-tuning (the scratch CNN always augments).
     batch_size : int, default=32
         Mini-batch size.
     test_fraction : float, default=0.2
@@ -149,10 +160,11 @@ def run_monkeys(
                 backbone, weights="imagenet", freeze="backbone", lr=head_lr,
                 max_epochs=n_epochs["feature-extraction"], **common)
         if "fine-tune" in selected:
-            head_epochs = min(ft_head_epochs, n_epochs["fine-tune"] - 1)
+            head_epochs = max(min(ft_head_epochs, n_epochs["fine-tune"] - 1), 0)
+            policy = GradualUnfreeze(head_epochs, train_batchnorm=False)
             models[f"{backbone}-fine-tune"] = TransferClassifier(
-                backbone, weights="imagenet", freeze=f"gradual:{max(head_epochs, 0)}",
-                lr=lr, backbone_lr_mult=backbone_lr_mult, augment=True,
+                backbone, weights="imagenet", freeze=policy,
+                lr=ft_lr, backbone_lr_mult=backbone_lr_mult, augment=ft_augment,
                 max_epochs=n_epochs["fine-tune"], **common)
         strategy_of = {name: s for name, s in zip(models, selected)}
         result = compare(
@@ -164,8 +176,10 @@ def run_monkeys(
         "image_size": image_size, "scratch_image_size": scratch_image_size,
         "strategies": selected, "epochs": {models_name: n_epochs[s] for models_name, s in
                                            zip(models, selected)},
-        "ft_head_epochs": ft_head_epochs, "lr": lr, "head_lr": head_lr,
-        "backbone_lr_mult": backbone_lr_mult, "batch_size": batch_size, "optimizer": "adam",
+        "ft_head_epochs": ft_head_epochs, "lr": lr, "head_lr": head_lr, "ft_lr": ft_lr,
+        "backbone_lr_mult": backbone_lr_mult, "ft_augment": ft_augment,
+        "ft_batchnorm": "frozen (ImageNet running statistics)",
+        "batch_size": batch_size, "optimizer": "adam",
         "validation_fraction": 0.1, "n_train": int(len(y_train)), "n_test": int(len(y_test)),
         "test_source": f"held-out {test_fraction:.0%} of the training split" if held_out
         else "validation split",

@@ -424,3 +424,18 @@ def test_unpickler_reads_numpy1_module_paths():
     data = data.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
     entry = _cifar._CifarUnpickler(io.BytesIO(data), encoding="latin1").load()
     np.testing.assert_array_equal(entry["data"], array)
+
+
+def test_cache_is_not_written_into_a_folder_marked_read_only(tmp_path, monkeypatch):
+    from sktransfer.datasets import _cifar
+
+    home = tmp_path / "home"
+    (home / "cifar10").mkdir(parents=True)
+    (home / "cifar10").chmod(0o555)
+    try:
+        monkeypatch.setenv("SKTRANSFER_DATA", str(home))
+        images = np.zeros((2, 32, 32, 3), np.uint8)
+        _cifar._write_cache(_cifar._cache_dir() / "x.npz", images, np.zeros(2, int))
+        assert not (home / "cifar10" / "_cache").exists()
+    finally:
+        (home / "cifar10").chmod(0o755)

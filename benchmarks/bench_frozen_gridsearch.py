@@ -8,7 +8,7 @@ mode, so its BatchNorm statistics stay put; without that its accuracy would drop
 TransferClassifier computes each image's features once and reuses them across epochs,
 folds and candidates. Goal: at least 10x faster at equal accuracy.
 
-    python benchmarks/bench_frozen_gridsearch.py [--per-class 15] [--epochs 10]
+    python benchmarks/bench_frozen_gridsearch.py [--per-class 6] [--epochs 10]
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def sktransfer_search(X, y, folds, grid, epochs, batch_size, seed):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-class", type=int, default=15)
+    parser.add_argument("--per-class", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args(argv)

@@ -57,11 +57,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     X, y = load_gas_drift(return_X_y=True)
     kw = dict(epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, seed=0)
-    estimator(X[:500], y[:500], 1, args.batch_size, 1e-3, 0)  # warm-up: imports, allocators
+    for fn in (hand_loop, estimator):  # warm-up: imports, allocators, first-call costs
+        fn(X, y, 1, args.batch_size, 1e-3, 0)
     times = {"hand_loop": [], "estimator": []}
     acc = {}
     for _ in range(args.repeats):

@@ -90,7 +90,9 @@ sphinx_gallery_conf = {
     "within_subsection_order": "FileNameSortKey",
     "backreferences_dir": "gen_modules/backreferences",
     "doc_module": ("sktransfer",),
-    "image_scrapers": ("matplotlib", "sktransfer_sphinxext.figure_scraper"),
+    # sktransfer.report's figures are made without pyplot: a scraper of ours saves them
+    # (it must come before sphinx-gallery's matplotlib scraper, see its docstring).
+    "image_scrapers": ("sktransfer_sphinxext.figure_scraper", "matplotlib"),
     "remove_config_comments": True,
     "download_all_examples": True,
     "show_memory": False,

@@ -9,8 +9,10 @@ import numpy as np
 import torch
 from sklearn.model_selection import StratifiedShuffleSplit
 from skorch import NeuralNetClassifier
+from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
+from torch import nn
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -36,6 +38,24 @@ class WeightedNet(NeuralNetClassifier):
     def __init__(self, *args, amp_dtype=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.amp_dtype = amp_dtype
+        self._mode_set = None
+
+    # skorch sets train/eval mode on the whole module before every batch. Walking every
+    # submodule costs about 5% of a small tabular network's step (measured with
+    # benchmarks/bench_training_loop.py), so within one epoch or one prediction the mode is
+    # only set when it changes. Both start with a full, unconditional call.
+    def _set_training(self, training=True):
+        if self._mode_set is not training:
+            super()._set_training(training)
+            self._mode_set = training
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        self._mode_set = None
+        return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+
+    def forward_iter(self, X, training=False, device="cpu"):
+        self._mode_set = None
+        yield from super().forward_iter(X, training=training, device=device)
 
     def initialize(self):
         super().initialize()
@@ -49,9 +69,11 @@ class WeightedNet(NeuralNetClassifier):
                               enabled=self.amp_dtype is not None)
 
     def infer(self, x, **fit_params):
-        if isinstance(x, dict):
+        if isinstance(x, dict) and self.device != "cpu":
             x = {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
                  for k, v in x.items()}
+        if self.amp_dtype is None:  # no autocast context at all: it costs time every batch
+            return super().infer(x, **fit_params)
         with self._autocast():
             out = super().infer(x, **fit_params)
         return out.float() if isinstance(out, torch.Tensor) else out
@@ -75,11 +97,11 @@ class WeightedNet(NeuralNetClassifier):
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         y_true = to_tensor(y_true, device=self.device)
-        losses = self.criterion_(y_pred.float(), y_true)
         if isinstance(X, dict) and "sample_weight" in X:
+            losses = nn.functional.cross_entropy(y_pred.float(), y_true, reduction="none")
             w = to_tensor(X["sample_weight"], device=self.device).to(losses.dtype)
             return (losses * w).sum() / w.sum().clamp_min(1e-12)
-        return losses.mean()
+        return self.criterion_(y_pred.float(), y_true)
 
 
 class HoldOut:
@@ -114,6 +136,28 @@ class HoldOut:
             torch.utils.data.Subset(dataset, np.sort(idx_train)),
             torch.utils.data.Subset(dataset, np.sort(idx_valid)),
         )
+
+
+class TrainAccuracy(Callback):
+    """``train_acc`` in the history: accuracy of the training batches' own predictions.
+
+    The same number skorch's ``EpochScoring("accuracy", on_train=True, use_caching=True)``
+    gives, counted as batches pass instead of re-scoring cached predictions at each epoch's
+    end (which measurably slows small networks; see benchmarks/bench_training_loop.py).
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.correct_, self.seen_ = 0, 0
+
+    def on_batch_end(self, net, batch, training, y_pred=None, **kwargs):
+        if training and y_pred is not None:
+            y_true = batch[1].to(y_pred.device)
+            self.correct_ = self.correct_ + (y_pred.argmax(1) == y_true).sum()
+            self.seen_ += len(y_true)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.seen_:
+            net.history.record("train_acc", float(self.correct_) / self.seen_)
 
 
 def resolve_device(device: str) -> str:

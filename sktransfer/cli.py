@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", parents=[common],
         help="gas drift demo on the embedded data (offline, about a minute)",
         description="Scratch vs transferred vs classical models on the embedded gas drift "
-                    "data: batches 1-3 -> 4, 5, 6, acetaldehyde vs other gases, 10%% "
+                    "data: batches 1-3 -> 4, 5, 6, acetaldehyde vs other gases, 10% "
                     "labelled, 5 repeats.")
     demo.add_argument("--repeats", type=_positive_int, default=None,
                       help="labelled/scored splits per target batch (default: 5)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import numbers
+import os
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -22,11 +23,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
-from skorch.callbacks import EarlyStopping, EpochScoring, ProgressBar
+from skorch.callbacks import EarlyStopping, ProgressBar
 
 from ._training import (
     OPTIMIZERS,
     HoldOut,
+    TrainAccuracy,
     WeightedNet,
     history_frame,
     release_device_memory,
@@ -356,6 +358,8 @@ class TransferClassifier(
         compute_mode = f"{torch.device(device).type}|{amp_dtype}"
         key = backbone_digest(backbone, compute_mode)
         directory = getattr(self.cache_dir, "location", self.cache_dir)
+        if directory is not None:
+            directory = os.path.expanduser(os.fspath(directory))
 
         def compute(indices):
             subset = Inputs(inputs.kind, inputs.data[indices], inputs.sample_shape)
@@ -385,10 +389,7 @@ class TransferClassifier(
 
     def _make_net(self, network, policy, seed: int, device: str, amp_dtype) -> WeightedNet:
         optimizer, opt_kwargs = self._optimizer_args(policy)
-        callbacks: list = [
-            ("train_acc", EpochScoring("accuracy", lower_is_better=False, on_train=True,
-                                        name="train_acc", use_caching=True)),
-        ]
+        callbacks: list = [("train_acc", TrainAccuracy())]
         if self.early_stopping is not None:
             monitor = "valid_loss" if self.validation_fraction is not None else "train_loss"
             callbacks.append(("early_stopping", EarlyStopping(
@@ -401,7 +402,6 @@ class TransferClassifier(
         return WeightedNet(
             module=network,
             criterion=torch.nn.CrossEntropyLoss,
-            criterion__reduction="none",
             optimizer=optimizer,
             lr=self.lr,
             max_epochs=int(self.max_epochs),
@@ -413,6 +413,8 @@ class TransferClassifier(
             iterator_train__generator=generator,
             iterator_train__pin_memory=device.startswith("cuda"),
             iterator_valid__pin_memory=device.startswith("cuda"),
+            iterator_valid__batch_size=inference_batch_size(
+                network.backbone.kind, int(self.batch_size), device),
             callbacks=callbacks,
             device=device,
             verbose=int(self.verbose >= 1),
@@ -626,9 +628,7 @@ def _embed(forward, dataset, batch_size: int, device, amp_dtype=None,
     module.eval()
     out = []
     cuda = str(device).startswith("cuda")
-    images = getattr(module, "kind", "image") == "image"
-    # Large inference batches pay on a GPU; on a CPU, big image batches only cost memory.
-    batch_size = max(batch_size, 256) if cuda else (batch_size if images else 4096)
+    batch_size = inference_batch_size(getattr(module, "kind", "image"), batch_size, device)
     loader = BatchLoader(dataset, batch_size=batch_size, pin_memory=cuda)
     if progress:
         from tqdm.auto import tqdm
@@ -643,6 +643,17 @@ def _embed(forward, dataset, batch_size: int, device, amp_dtype=None,
     finally:
         module.train(was_training)
     return torch.cat(out)
+
+
+def inference_batch_size(kind: str, batch_size: int, device) -> int:
+    """Batch size for forward passes without gradients (validation, prediction, features).
+
+    Large batches pay on a GPU and for small tabular networks; on a CPU, large image
+    batches only cost memory.
+    """
+    if str(device).startswith("cuda"):
+        return max(batch_size, 256)
+    return batch_size if kind == "image" else max(batch_size, 4096)
 
 
 def _on_device_if_it_fits(dataset: ArrayDataset, device: str) -> ArrayDataset:

@@ -89,6 +89,7 @@ class TransferNetwork(nn.Module):
 
     # -- forward -------------------------------------------------------------------------
     def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Embeddings of raw inputs: preprocessing, augmentation (training only), backbone."""
         z = self.backbone.preprocess(x)
         if self.augment is not None:
             z = self.augment(z)
@@ -105,11 +106,17 @@ class TransferNetwork(nn.Module):
 
     # -- freezing ------------------------------------------------------------------------
     def set_trainable(self, params: Iterable[nn.Parameter], flag: bool) -> None:
+        """Set ``requires_grad`` of ``params`` and refresh which layers stay in eval mode.
+
+        Freeze policies change trainability through this method (or call it with no
+        parameters after changing it themselves), so frozen BatchNorm layers are known.
+        """
         for p in params:
             p.requires_grad_(flag)
         self._refresh_eval_modules()
 
     def backbone_frozen(self) -> bool:
+        """True when no backbone parameter is trainable."""
         return not any(p.requires_grad for p in self.backbone.parameters())
 
     def layer_groups(self) -> list[list[nn.Module]]:
@@ -143,6 +150,7 @@ class TransferNetwork(nn.Module):
         self.train(self.training)
 
     def train(self, mode: bool = True) -> TransferNetwork:
+        """Set train/eval mode, keeping frozen BatchNorm (or a frozen backbone) in eval."""
         super().train(mode)
         if mode:
             for m in self._eval_modules:

@@ -256,6 +256,16 @@ def resolve_freeze_policy(spec: Any):
     Strings are ``"<name>"`` or ``"<name>:<argument>"`` (``"last:2"``); policy objects are
     copied so that fitting never changes the estimator's parameter.
 
+    Parameters
+    ----------
+    spec : str, FreezePolicy or None
+        ``"none"``, ``"backbone"``, ``"last:k"``, ``"gradual"``, a plugin's name, or a
+        policy object. ``None`` means ``"none"``.
+
+    Returns
+    -------
+    FreezePolicy
+
     Examples
     --------
     >>> from sktransfer.registry import resolve_freeze_policy
@@ -279,4 +289,6 @@ def resolve_freeze_policy(spec: Any):
     if name not in table:
         raise _unknown("freeze policy", spec, sorted(table))
     policy_class = table[name]
+    if isinstance(policy_class, _BrokenPlugin):
+        policy_class()  # raises the ImportError that names the plugin
     return policy_class.from_string(arg) if arg else policy_class()

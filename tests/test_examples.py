@@ -147,7 +147,7 @@ def _documented_objects() -> list:
     """The objects listed in the autosummary tables of docs/api.rst."""
     module, in_table, objects = None, False, []
     for line in API_RST.read_text(encoding="utf-8").splitlines():
-        m = re.match(r"\.\. currentmodule:: (\S+)", line)
+        m = re.match(r"\.\. (?:current)?module:: (\S+)", line)
         if m:
             module = m.group(1)
             continue

@@ -23,8 +23,9 @@ _SEEN: dict[str, set[int]] = {}
 def figure_scraper(block, block_vars, gallery_conf):
     """Save the pyplot-less Figures that a code block left in the example's globals.
 
-    pyplot figures are handled by sphinx-gallery's own matplotlib scraper; this one picks
-    up every ``matplotlib.figure.Figure`` bound to a global name (``fig = result.plot_metrics()``)
+    pyplot figures are handled by sphinx-gallery's own matplotlib scraper, which must come
+    after this one in ``image_scrapers``; this one picks up every
+    ``matplotlib.figure.Figure`` bound to a global name (``fig = result.plot_metrics()``)
     that is not managed by pyplot and was not saved after an earlier block.
     """
     from matplotlib.figure import Figure
@@ -35,9 +36,11 @@ def figure_scraper(block, block_vars, gallery_conf):
     for value in list(block_vars["example_globals"].values()):
         if not isinstance(value, Figure) or id(value) in seen:
             continue
-        if getattr(value.canvas, "manager", None) is not None:
-            continue  # a pyplot figure: the matplotlib scraper saves it
         seen.add(id(value))
+        if getattr(value.canvas, "manager", None) is not None:
+            # A pyplot figure: the matplotlib scraper (after this one) saves and closes
+            # it, and it stays marked seen, so it is not saved again by a later block.
+            continue
         path = next(block_vars["image_path_iterator"])
         value.savefig(path, dpi=100)
         image_paths.append(path)

@@ -14,7 +14,7 @@ batch 6 (months of sensor drift later) from 10% of its labels, on the raw sensor
 or on the embeddings.
 
 This example uses only the gas data shipped with sktransfer. The gallery is built with
-tiny settings (``SKTRANSFER_EXAMPLE_FAST=1``); the full run takes about a minute.
+tiny settings (``SKTRANSFER_EXAMPLE_FAST=1``); the full run takes well under a minute.
 """
 
 # Authors: the sktransfer developers

@@ -4,7 +4,7 @@ Grid search over backbone x freeze policy in an imbalanced pipeline
 =====================================================================
 
 With sktransfer, "train from scratch or transfer?" and "how much to freeze?" are
-hyperparameters like any other, so :class:`~sklearn.model_selection.GridSearchCV`
+hyperparameters like any other, so scikit-learn's ``GridSearchCV``
 answers them on the same folds as everything else. Here the estimator sits at the end of
 an `imbalanced-learn <https://imbalanced-learn.org>`_ pipeline that oversamples the rare
 class of each training fold (never the validation fold).
@@ -103,12 +103,14 @@ print("best:", grid.best_params_["transferclassifier__freeze"], "on",
 # Mean balanced accuracy over the splits. A frozen *random* backbone (``"mlp"`` with
 # ``freeze="backbone"``) is a random projection: compare the pretrained backbone with
 # it to see how much of the frozen model's score the pretraining earned.
-fig, ax = plt.subplots(figsize=(6, 2.6), layout="constrained")
+fig, ax = plt.subplots(figsize=(7, 2.8), layout="constrained")
 image = ax.imshow(table.to_numpy(), cmap="viridis", vmin=0.5, vmax=1.0)
-ax.set_xticks(range(table.shape[1]), [f"freeze={c!r}" for c in table.columns])
+ax.set_xticks(range(table.shape[1]), [repr(c) for c in table.columns])
+ax.set_xlabel("freeze")
 ax.set_yticks(range(table.shape[0]), table.index)
 for (i, j), value in np.ndenumerate(table.to_numpy()):
-    ax.text(j, i, f"{value:.3f}", ha="center", va="center", color="white")
+    ax.text(j, i, f"{value:.3f}", ha="center", va="center",
+            color="black" if value > 0.75 else "white")
 fig.colorbar(image, ax=ax, label="balanced accuracy")
 
 # %%

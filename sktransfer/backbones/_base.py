@@ -32,6 +32,10 @@ class Standardize(nn.Module):
 
     @torch.no_grad()
     def fit(self, x: torch.Tensor) -> Standardize:
+        """Learn per-feature mean and standard deviation from ``x`` (n_samples, n_features).
+
+        Constant features get a scale of 1, so they pass through centred but not blown up.
+        """
         x = x.to(torch.float64)
         self.mean.copy_(x.mean(dim=0).to(self.mean.dtype))
         std = x.std(dim=0, unbiased=False)
@@ -135,6 +139,7 @@ class Backbone(nn.Module):
             self.preprocess.fit(x)
 
     def forward_body(self, x: torch.Tensor) -> torch.Tensor:
+        """Embeddings of already preprocessed inputs (what the network's augmentation feeds)."""
         return self.body(x).flatten(1)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

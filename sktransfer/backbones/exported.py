@@ -91,6 +91,16 @@ class ExportedBackbone:
     def save(self, path: str | os.PathLike) -> Path:
         """Write a checkpoint that ``backbone=<path>`` loads back (with ``weights_only=True``).
 
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write (by convention ``.pt``).
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
         Examples
         --------
         >>> exported.save("source_backbone.pt")  # doctest: +SKIP
@@ -118,7 +128,21 @@ class ExportedBackbone:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ExportedBackbone:
-        """Read a checkpoint written by :meth:`save` (safely: ``weights_only=True``)."""
+        """Read a checkpoint written by :meth:`save` (safely: ``weights_only=True``).
+
+        Parameters
+        ----------
+        path : str or path-like
+            A file written by :meth:`save`.
+
+        Returns
+        -------
+        ExportedBackbone
+
+        Examples
+        --------
+        >>> ExportedBackbone.load("source_backbone.pt")  # doctest: +SKIP
+        """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"backbone checkpoint not found: {path}")

@@ -77,7 +77,10 @@ class ImagePreprocess(nn.Module):
             )
         if x.shape[1] == 1 and self.mean.shape[1] == 3:
             x = x.expand(-1, 3, -1, -1)
-        return (x - self.mean) / self.std
+        x = (x - self.mean) / self.std
+        if x.is_cuda:  # the estimator puts convolutional networks in channels-last on CUDA
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
 
     def extra_repr(self) -> str:
         return f"image_size={self.image_size}"

@@ -78,6 +78,16 @@ class TransferNetwork(nn.Module):
         New classifier on the backbone's embeddings.
     augment : torch.nn.Module, optional
         Applied to preprocessed images in training mode only.
+
+    Examples
+    --------
+    >>> from sktransfer.network import TransferNetwork, make_head
+    >>> from sktransfer.registry import create_backbone, resolve_freeze_policy
+    >>> backbone = create_backbone("mlp", input_shape=(10,), hidden=(16,))
+    >>> net = TransferNetwork(backbone, make_head(backbone.num_features, 3))
+    >>> resolve_freeze_policy("backbone").apply(net)
+    >>> net.backbone_frozen(), len(net.layer_groups())
+    (True, 2)
     """
 
     def __init__(self, backbone: Backbone, head: nn.Module, augment: nn.Module | None = None):

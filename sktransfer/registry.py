@@ -66,7 +66,13 @@ def _policy_entry_points() -> dict[str, Any]:
 
 
 def reload_plugins() -> None:
-    """Forget the entry points read so far (after installing a plugin in a live session)."""
+    """Forget the entry points read so far (after installing a plugin in a live session).
+
+    Examples
+    --------
+    >>> from sktransfer.registry import reload_plugins
+    >>> reload_plugins()  # the next lookup reads the installed entry points again
+    """
     _backbone_entry_points.cache_clear()
     _policy_entry_points.cache_clear()
 

@@ -49,7 +49,7 @@ def test_builtins_are_listed():
     for name in ("mlp", "cnn", "efficientnet_lite0", "resnet18", "resnet34",
                  "mobilenet_v3_small"):
         assert name in names
-    assert available_freeze_policies() == ["backbone", "gradual", "last", "none"]
+    assert {"backbone", "gradual", "last", "none"} <= set(available_freeze_policies())
 
 
 def test_builtins_come_from_entry_points():

@@ -22,6 +22,19 @@ class Standardize(nn.Module):
 
     The statistics are buffers, not parameters: no freeze policy touches them, and an
     exported backbone carries the source data's scaling to the target data.
+
+    Parameters
+    ----------
+    num_features : int
+        Number of input columns.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktransfer.backbones import Standardize
+    >>> scale = Standardize(2).fit(torch.tensor([[0.0, 10.0], [2.0, 30.0]]))
+    >>> scale(torch.tensor([[1.0, 20.0]]))
+    tensor([[0., 0.]])
     """
 
     def __init__(self, num_features: int):
@@ -53,6 +66,22 @@ class ImagePreprocess(nn.Module):
 
     It runs inside the network, so uint8 images travel to the device as bytes (four
     times less to copy) and are converted there.
+
+    Parameters
+    ----------
+    image_size : int, (height, width) or None
+        Resolution the images are resized to (bilinear, antialiased when shrinking);
+        ``None`` keeps their size.
+    mean, std : tuple of float
+        Per-channel normalisation, in the [0, 1] scale, as the weights expect it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktransfer.backbones import ImagePreprocess
+    >>> prep = ImagePreprocess(16, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    >>> prep(torch.full((1, 3, 32, 32), 255, dtype=torch.uint8)).shape
+    torch.Size([1, 3, 16, 16])
     """
 
     def __init__(
@@ -88,7 +117,21 @@ class ImagePreprocess(nn.Module):
 
 @dataclass
 class BackboneInfo:
-    """How a backbone was made, so it can be made again (export, checkpoints, repr)."""
+    """How a backbone was made, so it can be made again (export, checkpoints, repr).
+
+    Parameters
+    ----------
+    name : str
+        Registry name of the factory (``"mlp"``, ``"resnet18"``...).
+    kwargs : dict
+        Keyword arguments that rebuild the architecture through the registry.
+
+    Examples
+    --------
+    >>> from sktransfer.backbones import BackboneInfo
+    >>> BackboneInfo("mlp", {"hidden": (64,)})
+    BackboneInfo(name='mlp', kwargs={'hidden': (64,)})
+    """
 
     name: str
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -111,6 +154,18 @@ class Backbone(nn.Module):
         Runs before the body: a :class:`Standardize` or an :class:`ImagePreprocess`.
     info : BackboneInfo, optional
         Registry name and keyword arguments that rebuild this architecture.
+
+    Examples
+    --------
+    A plugin factory returns one of these:
+
+    >>> import torch
+    >>> from sktransfer.backbones import Backbone, Standardize
+    >>> body = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU())
+    >>> backbone = Backbone(body, num_features=8, kind="tabular", input_shape=(4,),
+    ...                     preprocess=Standardize(4))
+    >>> backbone.forward_features(torch.zeros(2, 4)).shape
+    torch.Size([2, 8])
     """
 
     def __init__(

@@ -63,18 +63,13 @@ class WeightedNet(NeuralNetClassifier):
         self.grad_scaler_ = torch.amp.GradScaler("cuda") if use_scaler else None
         return self
 
-    def _autocast(self):
-        device_type = torch.device(self.device).type
-        return torch.autocast(device_type, dtype=self.amp_dtype,
-                              enabled=self.amp_dtype is not None)
-
     def infer(self, x, **fit_params):
         if isinstance(x, dict) and self.device != "cpu":
             x = {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
                  for k, v in x.items()}
         if self.amp_dtype is None:  # no autocast context at all: it costs time every batch
             return super().infer(x, **fit_params)
-        with self._autocast():
+        with autocast(self.device, self.amp_dtype):
             out = super().infer(x, **fit_params)
         return out.float() if isinstance(out, torch.Tensor) else out
 
@@ -203,6 +198,12 @@ def resolve_amp(mixed_precision, device: str):
     if names[mixed_precision] == torch.float16 and not cuda:
         raise ValueError("mixed_precision='fp16' needs CUDA; on the CPU use 'bf16' or False")
     return names[mixed_precision]
+
+
+def autocast(device, amp_dtype):
+    """``torch.autocast`` for ``device`` with ``amp_dtype``; disabled when it is None."""
+    return torch.autocast(torch.device(device).type, dtype=amp_dtype,
+                          enabled=amp_dtype is not None)
 
 
 def release_device_memory(device: str) -> None:

@@ -104,7 +104,7 @@ class FeatureCache:
         Parameters
         ----------
         backbone_key : str
-            Digest of the backbone (see :func:`backbone_digest`).
+            Key of the backbone and compute mode (see :func:`feature_key`).
         sample_keys : list of bytes
             One digest per sample (see :func:`sample_digests`).
         compute : callable
@@ -190,13 +190,16 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
-def backbone_digest(backbone: torch.nn.Module, compute_mode: str) -> str:
-    """Digest of what determines a frozen backbone's output, apart from the input."""
+def backbone_digest(backbone: torch.nn.Module) -> str:
+    """Digest of the architecture, weights and preprocessing of a backbone.
+
+    It reads every weight, so a fitted estimator computes it once and keeps it: a backbone
+    frozen for the whole fit does not change afterwards.
+    """
     h = hashlib.blake2b(digest_size=16)
     info = getattr(backbone, "info", None)
     h.update(repr((info.name, sorted(info.kwargs.items())) if info else type(backbone)).encode())
     h.update(repr(getattr(backbone, "image_size", None)).encode())
-    h.update(compute_mode.encode())
     h.update(repr(backbone).encode())  # architecture, for modules the registry did not make
     for name, tensor in sorted(backbone.state_dict().items()):
         h.update(name.encode())
@@ -204,6 +207,15 @@ def backbone_digest(backbone: torch.nn.Module, compute_mode: str) -> str:
         h.update(str(t.dtype).encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
+
+
+def feature_key(weights_digest: str, device: str, amp_dtype) -> str:
+    """Cache key of a backbone's embeddings: its digest and how they are computed.
+
+    The same weights give slightly different numbers on another device or precision.
+    """
+    mode = f"{weights_digest}|{torch.device(device).type}|{amp_dtype}"
+    return hashlib.blake2b(mode.encode(), digest_size=16).hexdigest()
 
 
 def sample_digests(data) -> list[bytes]:

@@ -30,6 +30,7 @@ from ._training import (
     HoldOut,
     TrainAccuracy,
     WeightedNet,
+    autocast,
     history_frame,
     release_device_memory,
     resolve_amp,
@@ -37,6 +38,7 @@ from ._training import (
 )
 from .backbones._base import Backbone
 from .backbones.exported import ExportedBackbone
+from .cache import backbone_digest
 from .inputs import ArrayDataset, BatchLoader, ImagePathDataset, Inputs, to_inputs
 from .network import RandomFlipCrop, TransferNetwork, make_head
 from .registry import create_backbone, resolve_freeze_policy
@@ -142,6 +144,12 @@ class TransferClassifier(
         Number of columns of 2-D training data.
     input_kind_ : {"tabular", "image", "paths"}
         What form of ``X`` the estimator was fitted on.
+    feature_cache_used_ : bool
+        Whether the fit trained the head on cached frozen-backbone features (see
+        ``cache_features``); predictions then use the cache too.
+    backbone_digest_ : str or None
+        Digest of the frozen backbone's weights, computed once at fit, that keys its cached
+        features; None when the cache was not used.
 
     Examples
     --------
@@ -351,12 +359,11 @@ class TransferClassifier(
         logger.info(message)
         return False
 
-    def _cached_features(self, backbone: Backbone, inputs: Inputs, device: str,
-                         amp_dtype) -> torch.Tensor:
-        from .cache import backbone_digest, get_cache, sample_digests
+    def _cached_features(self, backbone: Backbone, weights_digest: str, inputs: Inputs,
+                         device: str, amp_dtype) -> torch.Tensor:
+        from .cache import feature_key, get_cache, sample_digests
 
-        compute_mode = f"{torch.device(device).type}|{amp_dtype}"
-        key = backbone_digest(backbone, compute_mode)
+        key = feature_key(weights_digest, device, amp_dtype)
         directory = getattr(self.cache_dir, "location", self.cache_dir)
         if directory is not None:
             directory = os.path.expanduser(os.fspath(directory))
@@ -465,8 +472,10 @@ class TransferClassifier(
             net = self._make_net(network, policy, seed, device, amp_dtype)
             y_t = torch.as_tensor(y_enc, dtype=torch.long)
             use_cache = self._cache_plan(network, policy)
+            weights_digest = backbone_digest(backbone) if use_cache else None
             if use_cache:
-                features = self._cached_features(backbone, inputs, device, amp_dtype)
+                features = self._cached_features(backbone, weights_digest, inputs, device,
+                                                 amp_dtype)
                 dataset = _on_device_if_it_fits(
                     ArrayDataset(features, y_t, weights, key="features"), device)
             else:
@@ -478,6 +487,7 @@ class TransferClassifier(
 
         self.net_ = net
         self.feature_cache_used_ = use_cache
+        self.backbone_digest_ = weights_digest
         self.freeze_policy_ = policy
         self.input_kind_ = inputs.kind
         self.input_shape_ = inputs.sample_shape
@@ -569,8 +579,8 @@ class TransferClassifier(
         """Embeddings from the cache for a model fitted on cached features, else None."""
         if not getattr(self, "feature_cache_used_", False) or self.cache_features is False:
             return None
-        return self._cached_features(self.net_.module_.backbone, inputs, str(self.net_.device),
-                                     self.net_.amp_dtype)
+        return self._cached_features(self.net_.module_.backbone, self.backbone_digest_, inputs,
+                                     str(self.net_.device), self.net_.amp_dtype)
 
     @property
     def _n_features_out(self) -> int:
@@ -634,10 +644,8 @@ def _embed(forward, dataset, batch_size: int, device, amp_dtype=None,
         from tqdm.auto import tqdm
 
         loader = tqdm(loader, desc="extracting features", unit="batch", leave=False)
-    autocast = torch.autocast(torch.device(device).type, dtype=amp_dtype,
-                              enabled=amp_dtype is not None)
     try:
-        with autocast:
+        with autocast(device, amp_dtype):
             for xb, _ in loader:
                 out.append(forward(xb["x"].to(device, non_blocking=True)).float().cpu())
     finally:

@@ -242,20 +242,21 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
                 )
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(
-                f"classes={list(np.unique(classes))} differs from classes_ "
-                f"{list(self.classes_)} of the first call"
+                f"classes={np.unique(classes).tolist()} differs from classes_ "
+                f"{self.classes_.tolist()} of the first call"
             )
         elif not self._partial_call and set(np.unique(y)) != set(self.classes_):
             raise ValueError(
                 f"warm_start=True needs y to have the same classes as the previous fit, "
-                f"{list(self.classes_)}; y has {list(np.unique(y))}. Set warm_start=False "
+                f"{self.classes_.tolist()}; y has {np.unique(y).tolist()}. Set warm_start=False "
                 "to fit afresh"
             )
         unseen = np.setdiff1d(np.unique(y), self.classes_)
         if len(unseen):
             raise ValueError(
-                f"y has labels {list(unseen)} that are not in classes_ {list(self.classes_)}; "
-                "pass every class of the task as classes= on the first partial_fit"
+                f"y has labels {unseen.tolist()} that are not in classes_ "
+                f"{self.classes_.tolist()}; pass every class of the task as classes= on "
+                "the first partial_fit"
             )
         return self._label_encoder.transform(y)
 

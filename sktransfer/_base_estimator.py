@@ -391,7 +391,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             "pretrained weights (weights='imagenet', or a backbone exported from a model "
             "trained on source data), or use freeze='none'.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=6,
         )
 
     def _cache_plan(self, network: TransferNetwork, policy) -> bool:
@@ -404,7 +404,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             return True
         message = f"feature cache bypassed: {reason}"
         if self.cache_features is True:
-            warnings.warn(message, UserWarning, stacklevel=4)
+            warnings.warn(message, UserWarning, stacklevel=5)
         logger.info(message)
         return False
 
@@ -563,6 +563,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             elif continuing:
                 net.train_split = (HoldOut(fraction, seed, stratify=self._stratify)
                                    if fraction else None)
+                net.max_epochs = int(self.max_epochs)
                 net.partial_fit(dataset, y_enc)
             else:
                 net.fit(dataset, y_enc)
@@ -587,7 +588,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 "augment=True does nothing on tabular data (it flips and shifts images); "
                 "it is ignored and the feature cache stays available",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
         augment = RandomFlipCrop() if self.augment and backbone.kind == "image" else None
         network = TransferNetwork(backbone, head, augment)

@@ -6,8 +6,10 @@ cache, the skorch net and its callbacks, warm starts, predictions of raw network
 embeddings and export. A task (classification in :mod:`sktransfer.estimator`, regression
 elsewhere) subclasses it and fills in the hooks:
 
-- ``_encode_target(y, *, reset, classes=None)``: ``y`` -> the array the loss reads
-  (class indices; float targets), recording ``classes_`` or the like when ``reset``;
+- ``_encode_target(y, *, reset, classes=None, partial=False)``: ``y`` -> the array the
+  loss reads (class indices; float targets), recording ``classes_`` or the like when
+  ``reset`` and checking ``y`` against them when a fit continues (``partial`` says
+  whether by ``partial_fit`` or by ``warm_start``);
 - ``_n_outputs()``: size of the head's output layer;
 - ``_criterion()``: the torch loss class; ``_net_class``: the skorch net class;
 - ``_net_kwargs()``: extra keyword arguments of the net (``classes`` for a classifier);
@@ -124,7 +126,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     _net_class: type = WeightedNet
     _stratify: bool = False
 
-    def _encode_target(self, y, *, reset: bool, classes=None) -> np.ndarray:
+    def _encode_target(self, y, *, reset: bool, classes=None,
+                       partial: bool = False) -> np.ndarray:
         raise NotImplementedError
 
     def _n_outputs(self) -> int:
@@ -508,7 +511,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None"
             )
-        y_enc = self._encode_target(y, reset=not continuing, classes=classes)
+        y_enc = self._encode_target(y, reset=not continuing, classes=classes,
+                                    partial=partial)
         if len(y_enc) != len(inputs):
             raise ValueError(f"X has {len(inputs)} samples but y has {len(y_enc)}")
         weights = self._sample_weights(sample_weight, y_enc)

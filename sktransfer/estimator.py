@@ -228,7 +228,8 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
                     f"class_weight values must be finite numbers >= 0, got {bad!r}"
                 )
 
-    def _encode_target(self, y, *, reset: bool, classes=None) -> np.ndarray:
+    def _encode_target(self, y, *, reset: bool, classes=None,
+                       partial: bool = False) -> np.ndarray:
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         if reset:
@@ -245,7 +246,7 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
                 f"classes={np.unique(classes).tolist()} differs from classes_ "
                 f"{self.classes_.tolist()} of the first call"
             )
-        elif not self._partial_call and set(np.unique(y)) != set(self.classes_):
+        elif not partial and set(np.unique(y)) != set(self.classes_):
             raise ValueError(
                 f"warm_start=True needs y to have the same classes as the previous fit, "
                 f"{self.classes_.tolist()}; y has {np.unique(y).tolist()}. Set warm_start=False "
@@ -285,8 +286,6 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         return {"n_classes": len(self.classes_)}
 
     # ------------------------------------------------------------------ fit
-    _partial_call = False
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None) -> TransferClassifier:
         """Build the network for this data and train it.
@@ -308,7 +307,6 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         self : TransferClassifier
             The fitted estimator.
         """
-        self._partial_call = False
         return self._fit(X, y, sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -353,11 +351,7 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
                 "classes must be passed on the first call to partial_fit: the network's "
                 "output layer is sized from all the classes of the task"
             )
-        self._partial_call = True
-        try:
-            return self._fit(X, y, sample_weight, partial=True, classes=classes)
-        finally:
-            self._partial_call = False
+        return self._fit(X, y, sample_weight, partial=True, classes=classes)
 
     # ------------------------------------------------------------------ predict
     def predict_proba(self, X) -> np.ndarray:

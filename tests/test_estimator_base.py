@@ -22,7 +22,7 @@ class ToyRegressor(RegressorMixin, _TransferEstimatorBase):
 
     _net_class = ToyNet
 
-    def _encode_target(self, y, *, reset, classes=None):
+    def _encode_target(self, y, *, reset, classes=None, partial=False):
         return np.asarray(y, dtype=np.float32).reshape(-1, 1)
 
     def _n_outputs(self):

@@ -737,7 +737,26 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 class TrainingDivergedError(ValueError):
     """The loss became NaN or infinite: the fit is refused rather than reported.
 
-    ``history`` holds the per-epoch curves up to the failure, loss columns included.
+    A NaN loss leaves NaN weights, whose predictions would all be the first class.
+
+    Parameters
+    ----------
+    message : str
+        What diverged, at which epoch, and what to change.
+    history : pandas.DataFrame, optional
+        The per-epoch curves up to the failure, loss columns included.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer import TransferClassifier
+    >>> from sktransfer.estimator import TrainingDivergedError
+    >>> X, y = np.random.RandomState(0).rand(40, 3), np.arange(40) % 2
+    >>> try:
+    ...     TransferClassifier(optimizer="sgd", lr=1e30, max_epochs=3).fit(X, y)
+    ... except TrainingDivergedError as err:
+    ...     print("train_loss" in err.history)
+    True
     """
 
     def __init__(self, message: str, history=None):

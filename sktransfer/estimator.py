@@ -22,12 +22,13 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._base_estimator import (  # noqa: F401  (inference_batch_size: public before the split)
+    TrainingDivergedError,
     _TransferEstimatorBase,
     inference_batch_size,
 )
 from ._training import TrainAccuracy, WeightedNet
 
-__all__ = ["TransferClassifier"]
+__all__ = ["TrainingDivergedError", "TransferClassifier"]
 
 
 class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
@@ -54,7 +55,8 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         ``"none"`` (fine-tune everything), ``"backbone"`` (feature extraction: only the head
         trains), ``"last:k"`` (the last k parameterised layers train, the head counting as
         one), ``"gradual"`` (head first, then everything at a smaller backbone learning
-        rate), or a policy object such as ``GradualUnfreeze(head_epochs=5)``.
+        rate), or a policy object such as ``GradualUnfreeze(head_epochs=5)``. Freezing
+        layers of a registry backbone with ``weights=None`` (random weights) warns.
     head : "linear" or tuple of int, default="linear"
         The new classifier on the embeddings: linear, or an MLP with these hidden sizes.
     backbone_kwargs : dict, default=None
@@ -89,11 +91,15 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         and >= 0.
     input_shape : tuple of int, default=None
         Shape of one sample, ``(C, H, W)`` for images. Needed for 2-D arrays of flattened
-        images (what imbalanced-learn samplers produce); checked against image arrays.
+        images (NCHW order, what imbalanced-learn samplers produce) and for image arrays
+        whose channel axis the shape cannot tell (``(n, 4, 4, 3)``: both end axes could be
+        channels); checked against image arrays. Image values are uint8 (0-255) or floats
+        in [0, 1] in every form; others are refused with the conversion to make.
     image_size : int, default=None
         Resolution images are resized to; ``None`` uses the backbone's own.
     augment : bool, default=False
-        Random horizontal flips and small shifts of training images.
+        Random horizontal flips and small shifts of training images. On tabular data it
+        does nothing: a warning says so, and the feature cache stays available.
     cache_features : {"auto", True, False}, default="auto"
         Reuse a frozen backbone's embeddings across epochs, folds, grid candidates and
         predictions (see :mod:`sktransfer.cache`). ``"auto"`` caches wherever it is exact:
@@ -306,6 +312,12 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         -------
         self : TransferClassifier
             The fitted estimator.
+
+        Raises
+        ------
+        TrainingDivergedError
+            When the loss becomes NaN or infinite (too large ``lr``, extreme inputs): no
+            model is reported; the error's ``history`` has the curves up to that epoch.
         """
         return self._fit(X, y, sample_weight)
 

@@ -4,6 +4,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 from conftest import FAST
 from sklearn.base import clone
 from skorch.callbacks import Callback, Checkpoint, GradientNormClipping
@@ -153,3 +154,22 @@ def test_partial_fit_after_fit_continues_even_with_early_stopping(blobs):
     clf.partial_fit(X, y)
     assert len(clf.history_) == n + 1
     assert np.isnan(clf.history_["valid_loss"].iloc[-1])  # nothing held out in partial_fit
+
+
+def test_warm_start_and_partial_fit_on_cached_features(blobs):
+    X, y = blobs
+    source = TransferClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    clf = TransferClassifier(source.export_backbone(), freeze="backbone", max_epochs=2,
+                             lr=1e-2, warm_start=True, random_state=0).fit(X, y)
+    assert clf.feature_cache_used_ and clf.net_.head_only
+    digest = clf.backbone_digest_
+    clf.fit(X, y)
+    clf.partial_fit(X, y)
+    assert clf.feature_cache_used_ and clf.backbone_digest_ == digest
+    assert list(clf.history_["epoch"]) == [1, 2, 3, 4, 5]
+    np.testing.assert_allclose(clf.transform(X), source.transform(X), rtol=1e-5, atol=1e-6)
+    # the head trained on cached embeddings; the whole network gives the same predictions
+    with torch.no_grad():
+        logits = clf.net_.module_.eval()(torch.as_tensor(X, dtype=torch.float32))
+    np.testing.assert_allclose(torch.softmax(logits.double(), 1).numpy(),
+                               clf.predict_proba(X), rtol=1e-4, atol=1e-6)

@@ -10,6 +10,8 @@ The public names are imported on first use (PEP 562), so ``import sktransfer`` a
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -58,6 +60,23 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
+
+
+class _Package(types.ModuleType):
+    """The package module: ``sktransfer.compare`` stays the function.
+
+    Importing the submodule :mod:`sktransfer.compare` makes Python bind it on the package
+    under the same name; with lazy imports that could happen after the function was
+    looked up, and ``from sktransfer import compare`` would then give the module.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "compare" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real imports

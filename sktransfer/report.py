@@ -478,8 +478,11 @@ def plot_confusion_matrices(result, target: Any = None) -> Figure:
     styles = _model_styles(result)
     models = sorted(result.models, key=lambda m: styles[m]["order"])
     n_labels = max(len(v["labels"]) for v in result.confusion.values())
+    longest = max(len(str(label)) for v in result.confusion.values() for label in v["labels"])
     size = 2.0 + 0.32 * n_labels
-    fig = Figure(figsize=(size * len(models) + 1.0, size * len(targets) + 1.0),
+    labels_room = 0.06 * longest  # rotated tick labels below, names on the left
+    fig = Figure(figsize=(size * len(models) + 1.0 + labels_room,
+                          (size + 0.5 * labels_room) * len(targets) + 1.0),
                  layout="constrained")
     axes = fig.subplots(len(targets), len(models), squeeze=False)
     image = None
@@ -514,6 +517,8 @@ def _draw_matrix(ax, matrix: np.ndarray, labels: list[str], first_col: bool = Tr
     if len(labels) <= 12:
         small = "xx-small" if len(labels) > 6 else "x-small"
         for (i, j), count in np.ndenumerate(matrix):
+            if count == 0:
+                continue  # empty cells stay blank: the errors stand out
             text = f"{share[i, j]:.0%}\n{count}" if len(labels) <= 6 else f"{share[i, j]:.0%}"
             ax.text(j, i, text, ha="center", va="center", fontsize=small,
                     color="white" if share[i, j] > 0.5 else "black")

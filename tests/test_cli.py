@@ -185,3 +185,40 @@ def test_compare_gas_with_a_data_home_keeps_the_embedded_batches(tmp_path, capsy
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert "embedded" in doc["settings"]["data"]
     assert "n/a" in capsys.readouterr().out  # one repeat: no spread
+
+
+# --------------------------------------------------------------------------- the README
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _readme_blocks(language: str) -> list[str]:
+    import re
+
+    return re.findall(rf"```{language}\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+
+
+def test_readme_quickstart_is_two_make_commands():
+    quickstart = _readme_blocks("bash")[0]
+    commands = [line.split("#")[0].strip() for line in quickstart.splitlines()]
+    assert [c for c in commands if c] == ["make demo", "make test"]
+
+
+def test_readme_commands_parse_and_need_no_workspace_paths():
+    import shlex
+
+    from sktransfer.cli import build_parser
+
+    commands = []
+    for block in _readme_blocks("bash"):
+        text = block.replace("\\\n", " ")
+        commands += [line.split("#")[0].strip() for line in text.splitlines()]
+    commands = [c for c in commands if c.startswith("sktransfer ")]
+    assert len(commands) >= 6
+    for command in commands:
+        assert "shared/data" not in command, command
+        build_parser().parse_args(shlex.split(command)[1:])  # exits 2 on a bad command
+
+
+def test_readme_python_snippets_compile():
+    for block in _readme_blocks("python"):
+        compile(block, "README.md", "exec")

@@ -483,7 +483,7 @@ def plot_confusion_matrices(result, target: Any = None) -> Figure:
     labels_room = 0.06 * longest  # rotated tick labels below, names on the left
     fig = Figure(figsize=(size * len(models) + 1.0 + labels_room,
                           (size + 0.5 * labels_room) * len(targets) + 1.0),
-                 layout="constrained")
+                 layout="compressed")  # "compressed" suits grids of square images
     axes = fig.subplots(len(targets), len(models), squeeze=False)
     image = None
     for r, tgt in enumerate(targets):
@@ -494,9 +494,12 @@ def plot_confusion_matrices(result, target: Any = None) -> Figure:
                 ax.axis("off")
                 continue
             image = _draw_matrix(ax, np.asarray(entry["matrix"]), entry["labels"],
-                                 first_col=c == 0)
-            ax.set_title(name if tgt is None else f"{name}\n{tgt}", fontsize="small",
-                         color=styles[name]["color"])
+                                 first_col=c == 0, last_row=r == len(targets) - 1)
+            if r == 0:  # models head the columns, targets the rows
+                family = _FAMILIES[styles[name]["family"]][1][0]
+                ax.set_title(name, fontsize="small", color=family)
+            if c == 0 and tgt is not None:
+                ax.set_ylabel(f"{tgt}\ntrue")
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.6, label="share of the true class")
     fig.suptitle(_title(result, "Confusion matrices, summed over splits; each row "
@@ -504,14 +507,17 @@ def plot_confusion_matrices(result, target: Any = None) -> Figure:
     return fig
 
 
-def _draw_matrix(ax, matrix: np.ndarray, labels: list[str], first_col: bool = True):
+def _draw_matrix(ax, matrix: np.ndarray, labels: list[str], first_col: bool = True,
+                 last_row: bool = True):
     totals = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, totals, out=np.zeros(matrix.shape), where=totals > 0)
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     ticks = np.arange(len(labels))
-    ax.set_xticks(ticks, labels, rotation=45, ha="right", fontsize="x-small")
+    ax.set_xticks(ticks, labels if last_row else [""] * len(labels), rotation=45, ha="right",
+                  fontsize="x-small")
     ax.set_yticks(ticks, labels if first_col else [""] * len(labels), fontsize="x-small")
-    ax.set_xlabel("predicted")
+    if last_row:
+        ax.set_xlabel("predicted")
     if first_col:
         ax.set_ylabel("true")
     if len(labels) <= 12:

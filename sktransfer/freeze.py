@@ -261,3 +261,78 @@ class _UnfreezeAt(Callback):
             for _, cb in net.callbacks_:
                 if isinstance(cb, EarlyStopping):
                     cb.misses_ = 0
+
+
+# ---------------------------------------------------------------------- strategies
+#: The one table of strategy names (rows of a comparison) and the ``freeze`` value that
+#: builds each. ``"scratch"`` and ``"fine-tune"`` both train every layer: they differ by
+#: the starting weights (random or pretrained), not by the policy.
+STRATEGY_FREEZE: dict[str, str] = {
+    "scratch": "none",
+    "fine-tune": "none",
+    "feature-extraction": "backbone",
+    "last-1": "last:1",
+    "last-2": "last:2",
+    "gradual": "gradual",
+}
+
+
+def freeze_for_strategy(strategy: str) -> str:
+    """The ``freeze`` argument of a :class:`~sktransfer.TransferClassifier` for a strategy.
+
+    Parameters
+    ----------
+    strategy : str
+        A key of :data:`STRATEGY_FREEZE`.
+
+    Returns
+    -------
+    str
+        A freeze policy name (``"none"``, ``"backbone"``, ``"last:2"``...).
+
+    Examples
+    --------
+    >>> from sktransfer.freeze import freeze_for_strategy
+    >>> freeze_for_strategy("last-2")
+    'last:2'
+    """
+    try:
+        return STRATEGY_FREEZE[strategy]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"no freeze policy for strategy {strategy!r}; strategies with one: "
+            f"{', '.join(STRATEGY_FREEZE)}"
+        ) from None
+
+
+def strategy_for_policy(policy: FreezePolicy, pretrained: bool) -> str:
+    """The strategy name of a freeze policy object (the inverse of :data:`STRATEGY_FREEZE`).
+
+    Parameters
+    ----------
+    policy : FreezePolicy
+        A policy object (resolve names first, e.g. with
+        :func:`sktransfer.registry.resolve_freeze_policy`).
+    pretrained : bool
+        Whether the network starts from pretrained weights: a policy that trains every
+        layer is ``"fine-tune"`` then, ``"scratch"`` otherwise.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from sktransfer.freeze import FreezeLast, strategy_for_policy
+    >>> strategy_for_policy(FreezeLast(2), pretrained=True)
+    'last-2'
+    """
+    if isinstance(policy, FreezeBackbone):
+        return "feature-extraction"
+    if isinstance(policy, FreezeLast):
+        return {1: "last-1", 2: "last-2"}.get(int(policy.k), "fine-tune")
+    if isinstance(policy, GradualUnfreeze):
+        return "gradual"
+    if isinstance(policy, FreezePolicy) and not isinstance(policy, FreezeNone):
+        return "feature-extraction" if policy.keeps_backbone_frozen() else "fine-tune"
+    return "fine-tune" if pretrained else "scratch"

@@ -6,8 +6,10 @@ cache, the skorch net and its callbacks, warm starts, predictions of raw network
 embeddings and export. A task (classification in :mod:`sktransfer.estimator`, regression
 elsewhere) subclasses it and fills in the hooks:
 
-- ``_encode_target(y, *, reset, classes=None)``: ``y`` -> the array the loss reads
-  (class indices; float targets), recording ``classes_`` or the like when ``reset``;
+- ``_encode_target(y, *, reset, classes=None, partial=False)``: ``y`` -> the array the
+  loss reads (class indices; float targets), recording ``classes_`` or the like when
+  ``reset`` and checking ``y`` against them when a fit continues (``partial`` says
+  whether by ``partial_fit`` or by ``warm_start``);
 - ``_n_outputs()``: size of the head's output layer;
 - ``_criterion()``: the torch loss class; ``_net_class``: the skorch net class;
 - ``_net_kwargs()``: extra keyword arguments of the net (``classes`` for a classifier);
@@ -60,7 +62,14 @@ from .backbones._base import Backbone
 from .backbones.exported import ExportedBackbone
 from .cache import backbone_digest
 from .freeze import FreezePolicy
-from .inputs import ArrayDataset, BatchLoader, ImagePathDataset, Inputs, to_inputs
+from .inputs import (
+    KIND_NAMES,
+    ArrayDataset,
+    BatchLoader,
+    ImagePathDataset,
+    Inputs,
+    to_inputs,
+)
 from .network import RandomFlipCrop, TransferNetwork, make_head
 from .registry import create_backbone, resolve_freeze_policy
 
@@ -71,7 +80,7 @@ DEFAULT_EARLY_STOPPING_FRACTION = 0.1
 #: device types a network can train on (``"meta"`` tensors have no data, for one)
 _DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 #: names of the callbacks the estimator adds itself
-_OWN_CALLBACKS = ("train_acc", "early_stopping", "progress")
+_OWN_CALLBACKS = ("finite_loss", "train_acc", "early_stopping", "progress")
 
 
 class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -119,7 +128,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     _net_class: type = WeightedNet
     _stratify: bool = False
 
-    def _encode_target(self, y, *, reset: bool, classes=None) -> np.ndarray:
+    def _encode_target(self, y, *, reset: bool, classes=None,
+                       partial: bool = False) -> np.ndarray:
         raise NotImplementedError
 
     def _n_outputs(self) -> int:
@@ -291,8 +301,14 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     # -- data ------------------------------------------------------------------------------
     def _to_inputs(self, X, *, reset: bool) -> Inputs:
-        """``X`` -> :class:`Inputs`, recording (``reset``) or checking the columns of 2-D X."""
+        """``X`` -> :class:`Inputs`; at fit (``reset``) the columns of 2-D X are recorded."""
         inputs = to_inputs(X, input_shape=self.input_shape)
+        if reset:
+            self._check_columns(X, inputs, reset=True)
+        return inputs
+
+    def _check_columns(self, X, inputs: Inputs, *, reset: bool) -> None:
+        """Record (``reset``) or check ``n_features_in_`` and feature names of 2-D X."""
         if inputs.kind == "paths":
             if reset:
                 self.n_features_in_ = 1
@@ -302,7 +318,6 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         elif reset:
             self.__dict__.pop("n_features_in_", None)
             self.__dict__.pop("feature_names_in_", None)
-        return inputs
 
     def _sample_weights(self, sample_weight, y_enc: np.ndarray) -> torch.Tensor | None:
         """Per-sample loss weights (the task's factors folded in), or None when all equal."""
@@ -383,7 +398,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             "pretrained weights (weights='imagenet', or a backbone exported from a model "
             "trained on source data), or use freeze='none'.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=6,
         )
 
     def _cache_plan(self, network: TransferNetwork, policy) -> bool:
@@ -396,7 +411,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             return True
         message = f"feature cache bypassed: {reason}"
         if self.cache_features is True:
-            warnings.warn(message, UserWarning, stacklevel=4)
+            warnings.warn(message, UserWarning, stacklevel=5)
         logger.info(message)
         return False
 
@@ -440,7 +455,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         return copy.deepcopy(list(self.callbacks or ()))
 
     def _callbacks(self, policy, validation: bool) -> list:
-        callbacks: list = list(self._task_callbacks())
+        callbacks: list = [("finite_loss", _FiniteLoss()), *self._task_callbacks()]
         if self.early_stopping is not None:
             monitor = "valid_loss" if validation else "train_loss"
             callbacks.append(("early_stopping", _PausableEarlyStopping(
@@ -493,18 +508,30 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             check_is_fitted(self, "net_")
         inputs = self._to_inputs(X, reset=not continuing)
         if continuing:
+            if inputs.kind != "paths" and self.input_kind_ != "paths":
+                self._check_columns(X, inputs, reset=False)
             self._check_same_input_form(inputs)
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None"
             )
-        y_enc = self._encode_target(y, reset=not continuing, classes=classes)
+        y_enc = self._encode_target(y, reset=not continuing, classes=classes,
+                                    partial=partial)
         if len(y_enc) != len(inputs):
             raise ValueError(f"X has {len(inputs)} samples but y has {len(y_enc)}")
         weights = self._sample_weights(sample_weight, y_enc)
         fraction = self._resolved_validation_fraction(partial)
-        if fraction is not None:
-            HoldOut.sizes(len(inputs), fraction)  # a clear error now, not mid-training
+        if fraction is not None:  # a clear error now, not mid-training
+            try:
+                HoldOut.sizes(len(inputs), fraction)
+            except ValueError as exc:
+                if self.validation_fraction is None:
+                    raise ValueError(
+                        f"early_stopping={self.early_stopping} validates on a hold-out of "
+                        f"{fraction} of the rows, which does not work here: {exc}. Pass a "
+                        "validation_fraction that suits the data, or early_stopping=None"
+                    ) from None
+                raise
         device = resolve_device(self.device)
         amp_dtype = resolve_amp(self.mixed_precision, device)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
@@ -544,6 +571,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             elif continuing:
                 net.train_split = (HoldOut(fraction, seed, stratify=self._stratify)
                                    if fraction else None)
+                net.max_epochs = int(self.max_epochs)
                 net.partial_fit(dataset, y_enc)
             else:
                 net.fit(dataset, y_enc)
@@ -568,7 +596,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 "augment=True does nothing on tabular data (it flips and shifts images); "
                 "it is ignored and the feature cache stays available",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
         if self.tta and backbone.kind != "image":
             warnings.warn(
@@ -601,10 +629,15 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     def _inputs_for_predict(self, X) -> Inputs:
         check_is_fitted(self, "net_")
         inputs = self._to_inputs(X, reset=False)
-        expected = "tabular" if self.input_kind_ == "tabular" else "image"
-        got = "tabular" if inputs.kind == "tabular" else "image"
-        if expected != got:
-            raise ValueError(f"the model was fitted on {expected} data but X holds {got} data")
+        if (inputs.kind == "tabular") != (self.input_kind_ == "tabular"):
+            raise ValueError(
+                f"the model was fitted on {KIND_NAMES[self.input_kind_]} but X holds "
+                f"{KIND_NAMES[inputs.kind]}; pass X in the form used at fit"
+                + (" (a column of image file paths, or image arrays)"
+                   if self.input_kind_ != "tabular" else "")
+            )
+        if inputs.kind != "paths" and self.input_kind_ != "paths":
+            self._check_columns(X, inputs, reset=False)
         if (inputs.kind == "image" and self.input_kind_ == "image"
                 and inputs.sample_shape[0] != self.input_shape_[0]):
             raise ValueError(
@@ -724,6 +757,57 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         # Embeddings are computed in float32 whatever the input's dtype.
         tags.transformer_tags.preserves_dtype = []
         return tags
+
+
+class TrainingDivergedError(ValueError):
+    """The loss became NaN or infinite: the fit is refused rather than reported.
+
+    A NaN loss leaves NaN weights, whose predictions would all be the first class.
+
+    Parameters
+    ----------
+    message : str
+        What diverged, at which epoch, and what to change.
+    history : pandas.DataFrame, optional
+        The per-epoch curves up to the failure, loss columns included.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer import TransferClassifier
+    >>> from sktransfer.estimator import TrainingDivergedError
+    >>> X, y = np.random.RandomState(0).rand(40, 3), np.arange(40) % 2
+    >>> try:
+    ...     TransferClassifier(optimizer="sgd", lr=1e30, max_epochs=3).fit(X, y)
+    ... except TrainingDivergedError as err:
+    ...     print("train_loss" in err.history)
+    True
+    """
+
+    def __init__(self, message: str, history=None):
+        super().__init__(message)
+        self.history = history
+
+
+class _FiniteLoss(Callback):
+    """Stop with a clear error at the first epoch whose loss is not finite.
+
+    A NaN loss makes NaN weights: every prediction would then be the first class, which
+    must not pass for a fitted model.
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        for key in ("train_loss", "valid_loss"):
+            value = row.get(key)
+            if value is not None and not math.isfinite(value):
+                raise TrainingDivergedError(
+                    f"training diverged: {key} is {value} at epoch {row['epoch']} "
+                    f"(lr={net.lr:g}). Lower lr, check X for extreme values (standardise "
+                    "tabular features) or set mixed_precision=False; no model was fitted. "
+                    "The curves so far are in this error's .history",
+                    history=history_frame(net.history),
+                )
 
 
 class _PausableEarlyStopping(EarlyStopping):

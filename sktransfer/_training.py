@@ -269,4 +269,7 @@ def history_frame(history):
         record["unfrozen"] = bool(row.get("unfrozen", False))
         rows.append(record)
     frame = pd.DataFrame(rows, columns=[*columns, "unfrozen"])
-    return frame.dropna(axis=1, how="all")
+    # Optional columns go when absent; the loss stays, NaN and all, so a failure shows.
+    absent = [c for c in ("valid_loss", "train_acc", "valid_acc", "dur")
+              if frame[c].isna().all()]
+    return frame.drop(columns=absent)

@@ -22,12 +22,13 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._base_estimator import (  # noqa: F401  (inference_batch_size: public before the split)
+    TrainingDivergedError,
     _TransferEstimatorBase,
     inference_batch_size,
 )
 from ._training import TrainAccuracy, WeightedNet
 
-__all__ = ["TransferClassifier"]
+__all__ = ["TrainingDivergedError", "TransferClassifier"]
 
 
 class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
@@ -54,7 +55,8 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         ``"none"`` (fine-tune everything), ``"backbone"`` (feature extraction: only the head
         trains), ``"last:k"`` (the last k parameterised layers train, the head counting as
         one), ``"gradual"`` (head first, then everything at a smaller backbone learning
-        rate), or a policy object such as ``GradualUnfreeze(head_epochs=5)``.
+        rate), or a policy object such as ``GradualUnfreeze(head_epochs=5)``. Freezing
+        layers of a registry backbone with ``weights=None`` (random weights) warns.
     head : "linear" or tuple of int, default="linear"
         The new classifier on the embeddings: linear, or an MLP with these hidden sizes.
     backbone_kwargs : dict, default=None
@@ -89,11 +91,15 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         and >= 0.
     input_shape : tuple of int, default=None
         Shape of one sample, ``(C, H, W)`` for images. Needed for 2-D arrays of flattened
-        images (what imbalanced-learn samplers produce); checked against image arrays.
+        images (NCHW order, what imbalanced-learn samplers produce) and for image arrays
+        whose channel axis the shape cannot tell (``(n, 4, 4, 3)``: both end axes could be
+        channels); checked against image arrays. Image values are uint8 (0-255) or floats
+        in [0, 1] in every form; others are refused with the conversion to make.
     image_size : int, default=None
         Resolution images are resized to; ``None`` uses the backbone's own.
     augment : bool, default=False
-        Random horizontal flips and small shifts of training images.
+        Random horizontal flips and small shifts of training images. On tabular data it
+        does nothing: a warning says so, and the feature cache stays available.
     cache_features : {"auto", True, False}, default="auto"
         Reuse a frozen backbone's embeddings across epochs, folds, grid candidates and
         predictions (see :mod:`sktransfer.cache`). ``"auto"`` caches wherever it is exact:
@@ -235,7 +241,8 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
                     f"class_weight values must be finite numbers >= 0, got {bad!r}"
                 )
 
-    def _encode_target(self, y, *, reset: bool, classes=None) -> np.ndarray:
+    def _encode_target(self, y, *, reset: bool, classes=None,
+                       partial: bool = False) -> np.ndarray:
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         if reset:
@@ -249,20 +256,21 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
                 )
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(
-                f"classes={list(np.unique(classes))} differs from classes_ "
-                f"{list(self.classes_)} of the first call"
+                f"classes={np.unique(classes).tolist()} differs from classes_ "
+                f"{self.classes_.tolist()} of the first call"
             )
-        elif not self._partial_call and set(np.unique(y)) != set(self.classes_):
+        elif not partial and set(np.unique(y)) != set(self.classes_):
             raise ValueError(
                 f"warm_start=True needs y to have the same classes as the previous fit, "
-                f"{list(self.classes_)}; y has {list(np.unique(y))}. Set warm_start=False "
+                f"{self.classes_.tolist()}; y has {np.unique(y).tolist()}. Set warm_start=False "
                 "to fit afresh"
             )
         unseen = np.setdiff1d(np.unique(y), self.classes_)
         if len(unseen):
             raise ValueError(
-                f"y has labels {list(unseen)} that are not in classes_ {list(self.classes_)}; "
-                "pass every class of the task as classes= on the first partial_fit"
+                f"y has labels {unseen.tolist()} that are not in classes_ "
+                f"{self.classes_.tolist()}; pass every class of the task as classes= on "
+                "the first partial_fit"
             )
         return self._label_encoder.transform(y)
 
@@ -291,8 +299,6 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         return {"n_classes": len(self.classes_)}
 
     # ------------------------------------------------------------------ fit
-    _partial_call = False
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None) -> TransferClassifier:
         """Build the network for this data and train it.
@@ -313,8 +319,13 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         -------
         self : TransferClassifier
             The fitted estimator.
+
+        Raises
+        ------
+        TrainingDivergedError
+            When the loss becomes NaN or infinite (too large ``lr``, extreme inputs): no
+            model is reported; the error's ``history`` has the curves up to that epoch.
         """
-        self._partial_call = False
         return self._fit(X, y, sample_weight)
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -359,11 +370,7 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
                 "classes must be passed on the first call to partial_fit: the network's "
                 "output layer is sized from all the classes of the task"
             )
-        self._partial_call = True
-        try:
-            return self._fit(X, y, sample_weight, partial=True, classes=classes)
-        finally:
-            self._partial_call = False
+        return self._fit(X, y, sample_weight, partial=True, classes=classes)
 
     # ------------------------------------------------------------------ predict
     def predict_proba(self, X) -> np.ndarray:

@@ -68,7 +68,10 @@ class RandomFlipCrop(nn.Module):
 
 
 class TransferNetwork(nn.Module):
-    """``head(backbone(x))`` with the bookkeeping freeze policies need.
+    """``forward_head(forward_features(x))`` with the bookkeeping freeze policies need.
+
+    The head's output size comes from the task (classes of a classifier, targets of a
+    regressor); the network does not know which task it serves.
 
     Parameters
     ----------
@@ -88,6 +91,14 @@ class TransferNetwork(nn.Module):
     >>> resolve_freeze_policy("backbone").apply(net)
     >>> net.backbone_frozen(), len(net.layer_groups())
     (True, 2)
+
+    Cached embeddings of a frozen backbone enter through :meth:`forward_head`:
+
+    >>> import torch
+    >>> x = torch.rand(4, 10)
+    >>> z = net.eval().forward_features(x)
+    >>> torch.allclose(net.forward_head(z), net(x))
+    True
     """
 
     def __init__(self, backbone: Backbone, head: nn.Module, augment: nn.Module | None = None):

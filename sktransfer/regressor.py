@@ -32,6 +32,11 @@ class RegressionNet(WeightedNet):
     weighted mean of those, as the classifier's cross-entropy does.
     """
 
+    @property
+    def _default_callbacks(self):
+        # the classifier's defaults score validation accuracy, meaningless for regression
+        return [(name, cb) for name, cb in super()._default_callbacks if name != "valid_acc"]
+
     def get_loss(self, y_pred, y_true, X=None, training=False):
         y_true = to_tensor(y_true, device=self.device).float()
         y_pred = y_pred.float()
@@ -155,7 +160,8 @@ num_workers, callbacks, warm_start, tta, random_state, verbose
         )
 
     # ------------------------------------------------------------------ task hooks
-    def _encode_target(self, y, *, reset: bool, classes=None) -> np.ndarray:
+    def _encode_target(self, y, *, reset: bool, classes=None,
+                       partial: bool = False) -> np.ndarray:
         y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
         if y.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}")

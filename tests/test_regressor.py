@@ -83,3 +83,11 @@ def test_diabetes_matches_a_linear_baseline():
     reg = TransferRegressor(max_epochs=30, lr=3e-3, backbone_kwargs={"hidden": (32,)},
                             random_state=0, device="cpu")
     assert cross_val_score(reg, X, y, cv=cv).mean() > 0.4
+
+
+def test_early_stopping_validates_on_a_random_hold_out():
+    rng = np.random.RandomState(0)
+    X = rng.rand(100, 3)
+    reg = TransferRegressor(early_stopping=3, **FAST).fit(X, X[:, 0] * 7.0)
+    assert "valid_loss" in reg.history_.columns
+    assert "valid_acc" not in reg.history_.columns

@@ -25,12 +25,16 @@ _LAZY = {
     "FreezeNone": ".freeze",
     "FreezePolicy": ".freeze",
     "GradualUnfreeze": ".freeze",
+    "PretrainedEncoder": ".encoder",
     "TransferClassifier": ".estimator",
+    "TransferRegressor": ".regressor",
     "available_backbones": ".registry",
     "available_freeze_policies": ".registry",
     "compare": ".compare",
+    "load": ".persist",
     "register_backbone": ".registry",
     "register_freeze_policy": ".registry",
+    "save": ".persist",
 }
 
 __all__ = [
@@ -41,12 +45,16 @@ __all__ = [
     "FreezeNone",
     "FreezePolicy",
     "GradualUnfreeze",
+    "PretrainedEncoder",
     "TransferClassifier",
+    "TransferRegressor",
     "available_backbones",
     "available_freeze_policies",
     "compare",
+    "load",
     "register_backbone",
     "register_freeze_policy",
+    "save",
 ]
 
 
@@ -82,12 +90,15 @@ sys.modules[__name__].__class__ = _Package
 if TYPE_CHECKING:  # static analysers and IDEs see the real imports
     from .backbones.exported import ExportedBackbone
     from .compare import compare
+    from .encoder import PretrainedEncoder
     from .estimator import TransferClassifier
     from .freeze import FreezeBackbone, FreezeLast, FreezeNone, FreezePolicy, GradualUnfreeze
+    from .persist import load, save
     from .registry import (
         available_backbones,
         available_freeze_policies,
         register_backbone,
         register_freeze_policy,
     )
+    from .regressor import TransferRegressor
     from .results import ComparisonResult

@@ -19,7 +19,8 @@ elsewhere) subclasses it and fills in the hooks:
   weights), or None;
 - ``_export_meta()``: what an exported backbone records about its source task.
 
-Predictions of a subclass start from :meth:`_predict_outputs` (the network's raw outputs).
+Predictions of a subclass start from :meth:`_predict_views` (the network's raw outputs, and
+those of mirrored images under test-time augmentation).
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         "num_workers": [Interval(Integral, 0, None, closed="left")],
         "callbacks": [None, list, tuple],
         "warm_start": ["boolean"],
+        "tta": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -176,6 +178,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         num_workers: int = 4,
         callbacks: Sequence | None = None,
         warm_start: bool = False,
+        tta: bool = False,
         random_state: Any = None,
         verbose: int = 0,
     ):
@@ -203,6 +206,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.num_workers = num_workers
         self.callbacks = callbacks
         self.warm_start = warm_start
+        self.tta = tta
         self.random_state = random_state
         self.verbose = verbose
 
@@ -594,6 +598,13 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 UserWarning,
                 stacklevel=5,
             )
+        if self.tta and backbone.kind != "image":
+            warnings.warn(
+                "tta=True averages predictions over mirrored images; X holds tabular data, "
+                "so it does nothing here",
+                UserWarning,
+                stacklevel=4,
+            )
         augment = RandomFlipCrop() if self.augment and backbone.kind == "image" else None
         network = TransferNetwork(backbone, head, augment)
         policy.apply(network)
@@ -643,21 +654,35 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             self.net_.module_.to(device)
             self.net_.criterion_.to(device)
 
-    def _predict_outputs(self, X) -> torch.Tensor:
-        """The network's raw outputs (logits of a classifier) for ``X``, float32 on the CPU.
+    def _predict_views(self, X) -> list[torch.Tensor]:
+        """The network's raw outputs (logits of a classifier) for ``X``, float32 on the CPU:
+        one tensor, or with ``tta=True`` on images also those of the mirrored images.
 
-        A model fitted on cached features runs only its head, on the cached embeddings.
+        A model fitted on cached features runs only its head on the cached embeddings of
+        the images as given; mirrored images go through the whole (frozen) network.
         """
         inputs = self._inputs_for_predict(X)
         network = self.net_.module_
+        device, amp_dtype = self.net_.device, self.net_.amp_dtype
         features = self._predict_features(inputs)
+        dataset = None
         if features is not None:
-            return _run_batches(network, network.forward_head, ArrayDataset(features),
-                                self.batch_size, self.net_.device, self.net_.amp_dtype,
-                                kind="tabular")
-        dataset = self._dataset(inputs, network.backbone.image_size)
-        return _run_batches(network, network.forward, dataset, self.batch_size,
-                            self.net_.device, self.net_.amp_dtype, kind=network.backbone.kind)
+            views = [_run_batches(network, network.forward_head, ArrayDataset(features),
+                                  self.batch_size, device, amp_dtype, kind="tabular")]
+        else:
+            dataset = self._dataset(inputs, network.backbone.image_size)
+            views = [_run_batches(network, network.forward, dataset, self.batch_size, device,
+                                  amp_dtype, kind=network.backbone.kind)]
+        if self.tta and network.backbone.kind == "image":
+            if dataset is None:
+                dataset = self._dataset(inputs, network.backbone.image_size)
+
+            def mirrored(x):
+                return network.forward(x.flip(-1))
+
+            views.append(_run_batches(network, mirrored, dataset, self.batch_size, device,
+                                      amp_dtype, kind="image"))
+        return views
 
     def transform(self, X) -> np.ndarray:
         """The backbone's embeddings of ``X``, so the estimator can be a feature step.

@@ -36,7 +36,7 @@ class ToyRegressor(RegressorMixin, _TransferEstimatorBase):
         return self._fit(X, y, sample_weight)
 
     def predict(self, X):
-        return self._predict_outputs(X).numpy().ravel()
+        return self._predict_views(X)[0].numpy().ravel()
 
 
 def test_a_regressor_needs_only_the_hooks():

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone, is_regressor
 from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import (
     check_scoring,
@@ -63,7 +63,8 @@ def infer_strategy(estimator: Any) -> str:
     """The strategy of a model, read from its parameters.
 
     A :class:`~sklearn.frozen.FrozenEstimator` (a fitted model used as it is, never
-    refitted) is ``"source-only"``. A :class:`~sktransfer.TransferClassifier` (or a
+    refitted) is ``"source-only"``. A :class:`~sktransfer.TransferClassifier` or
+    :class:`~sktransfer.TransferRegressor` (or a
     pipeline ending in one) gets the strategy of its freeze policy, read from the one
     table :data:`sktransfer.freeze.STRATEGY_FREEZE`: ``"feature-extraction"`` with
     ``freeze="backbone"``, ``"last-1"``/``"last-2"`` with ``"last:1"``/``"last:2"``,
@@ -92,12 +93,12 @@ def infer_strategy(estimator: Any) -> str:
     ...                                   freeze="backbone"))
     'feature-extraction'
     """
-    from .estimator import TransferClassifier
+    from ._base_estimator import _TransferEstimatorBase
 
     if isinstance(estimator, FrozenEstimator):
         return "source-only"
     final = _final_step(estimator)
-    if not isinstance(final, TransferClassifier):
+    if not isinstance(final, _TransferEstimatorBase) or not hasattr(final, "freeze"):
         return "baseline"
     freeze = final.freeze
     if freeze is None or isinstance(freeze, str):
@@ -185,6 +186,35 @@ def _resolve_scoring(scoring, binary: bool, labels, class_names) -> dict[str, An
     return {**scorers, **custom}
 
 
+#: what a regression comparison scores when ``scoring`` is None
+REGRESSION_METRICS = ("r2", "neg_mean_absolute_error", "neg_root_mean_squared_error")
+
+
+def _resolve_regression_scoring(scoring) -> dict[str, Any]:
+    if scoring is None:
+        names, custom = list(REGRESSION_METRICS), {}
+    elif isinstance(scoring, Mapping):
+        names = list(REGRESSION_METRICS)
+        custom = {str(k): _named_scorer(v) if isinstance(v, str) else v
+                  for k, v in scoring.items()}
+    else:
+        names, custom = ([scoring] if isinstance(scoring, str) else list(scoring)), {}
+    return {**{n: _named_scorer(n) for n in names}, **custom}
+
+
+class _PredictedRegression(RegressorMixin, BaseEstimator):
+    """A regressor's stored test predictions, dressed as a fitted regressor for scorers."""
+
+    def __init__(self, y_pred):
+        self.y_pred = y_pred
+
+    def fit(self, X, y):  # pragma: no cover - never refitted
+        return self
+
+    def predict(self, X):
+        return self.y_pred
+
+
 class _Predicted(ClassifierMixin, BaseEstimator):
     """A model's stored test outputs, dressed as a fitted classifier for sklearn scorers.
 
@@ -221,7 +251,10 @@ class _Predicted(ClassifierMixin, BaseEstimator):
 def _score(fit: dict, scorers: dict[str, Any]) -> dict[str, float]:
     """Every metric of one fit, from its stored outputs; a metric that cannot be computed
     on these rows (ROC AUC of a one-class fold...) is NaN."""
-    stored = _Predicted(fit["classes"], fit["y_pred"], fit["proba"], fit["decision"])
+    if fit["classes"] is None:
+        stored = _PredictedRegression(fit["y_pred"])
+    else:
+        stored = _Predicted(fit["classes"], fit["y_pred"], fit["proba"], fit["decision"])
     scorer = check_scoring(stored, scoring=scorers, raise_exc=False)
     X_dummy = np.zeros((len(fit["y_true"]), 1))
     with warnings.catch_warnings():
@@ -267,7 +300,7 @@ def _fit_predict(name, estimator, strategy, split, X_tr, y_tr, X_te, y_te) -> di
     return {
         "model": name,
         "split": split,
-        "classes": np.asarray(est.classes_),
+        "classes": np.asarray(est.classes_) if hasattr(est, "classes_") else None,
         "y_true": np.asarray(y_te),
         "y_pred": np.asarray(y_pred),
         "proba": proba,
@@ -280,14 +313,14 @@ def _fit_predict(name, estimator, strategy, split, X_tr, y_tr, X_te, y_te) -> di
     }
 
 
-def _splits(X, y, cv, groups, test):
+def _splits(X, y, cv, groups, test, classifier: bool = True):
     """Yield (split index, X_train, y_train, X_test, y_test)."""
     if test is not None:
         if not (isinstance(test, Sequence) and len(test) == 2):
             raise ValueError("test must be a pair (X_test, y_test)")
         yield 0, X, y, test[0], np.asarray(test[1])
         return
-    splitter = check_cv(cv, y, classifier=True)
+    splitter = check_cv(cv, y, classifier=classifier)
     for i, (train, held) in enumerate(splitter.split(X, y, groups)):
         yield (i, _safe_indexing(X, train), y[train], _safe_indexing(X, held), y[held])
 
@@ -391,14 +424,25 @@ def compare(
         for name, est in estimators.items()
     }
     y = np.asarray(y)
-    labels = np.unique(y if test is None else np.concatenate([y, np.asarray(test[1])]))
-    binary = len(labels) == 2
-    names = _class_names(labels, class_names)
-    scorers = _resolve_scoring(scoring, binary, labels, names)
+    kinds = {is_regressor(_final_step(est)) for est in estimators.values()}
+    if len(kinds) > 1:
+        raise ValueError(
+            "estimators mixes regressors and classifiers; compare models of one task at a "
+            "time"
+        )
+    regression = kinds == {True}
+    if regression:
+        labels, names = [], {}
+        scorers = _resolve_regression_scoring(scoring)
+    else:
+        labels = np.unique(y if test is None else np.concatenate([y, np.asarray(test[1])]))
+        binary = len(labels) == 2
+        names = _class_names(labels, class_names)
+        scorers = _resolve_scoring(scoring, binary, labels, names)
 
     tasks = [
         (name, est, strategy_of[name], *split)
-        for split in _splits(X, y, cv, groups, test)
+        for split in _splits(X, y, cv, groups, test, classifier=not regression)
         for name, est in estimators.items()
     ]
     fits = _run_tasks(tasks, n_jobs, progress, f"{experiment} {target or ''}".strip())
@@ -415,13 +459,14 @@ def compare(
             histories.append(fit["history"].assign(target=target))
         outcomes.setdefault(fit["model"], []).append((fit["y_true"], fit["y_pred"]))
 
-    confusion = {
+    confusion = {} if regression else {
         (name, target): _confusion(outcomes[name], labels, names) for name in estimators
     }
+    task = {"task": "regression"} if regression else {
+        "n_classes": len(labels), "classes": [names[c] for c in labels]}
     all_settings = {
         "n_samples": len(y),
-        "n_classes": len(labels),
-        "classes": [names[c] for c in labels],
+        **task,
         "cv": "test set" if test is not None else _describe_cv(cv),
         "n_test_samples": None if test is None else len(test[1]),
         **dict(settings or {}),

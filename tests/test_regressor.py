@@ -91,3 +91,45 @@ def test_early_stopping_validates_on_a_random_hold_out():
     reg = TransferRegressor(early_stopping=3, **FAST).fit(X, X[:, 0] * 7.0)
     assert "valid_loss" in reg.history_.columns
     assert "valid_acc" not in reg.history_.columns
+
+
+def test_compare_scratch_and_transferred_on_a_real_gas_target():
+    """Real data (the embedded gas batches): a virtual sensor. Sensor 1's response is
+    predicted from the other 15 sensors; a source model pretrained on batches 1-3 is
+    fine-tuned on 20% of batch 5, months of drift later, and compared in compare()."""
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.model_selection import ShuffleSplit
+
+    from sktransfer import compare
+    from sktransfer.datasets import load_gas_drift
+
+    gas = load_gas_drift()
+    X, y = gas.data[:, 8:], np.log(np.abs(gas.data[:, 0]) + 1.0)
+    src = gas.batch <= 3
+    kw = {"max_epochs": 40, "lr": 1e-3, "random_state": 0, "device": "cpu"}
+    pretrained = TransferRegressor(**kw).fit(X[src], y[src])
+    rows = gas.batch == 5
+    result = compare(
+        {"scratch": TransferRegressor(**kw),
+         "fine-tune": TransferRegressor(pretrained.export_backbone(), **kw),
+         "source-only": FrozenEstimator(pretrained)},
+        X[rows], y[rows], cv=ShuffleSplit(1, train_size=0.2, random_state=0),
+        progress=False,
+    )
+    table = result.table.set_index("model")
+    assert list(result.metrics) == ["r2", "neg_mean_absolute_error",
+                                    "neg_root_mean_squared_error"]
+    assert table.loc["scratch", "strategy"] == "scratch"
+    assert table.loc["fine-tune", "strategy"] == "fine-tune"
+    assert table.loc["fine-tune", "r2_mean"] > 0.9
+    assert table.loc["fine-tune", "r2_mean"] >= table.loc["scratch", "r2_mean"] - 0.02
+
+
+def test_compare_refuses_a_mix_of_tasks(blobs):
+    from sklearn.linear_model import LogisticRegression
+
+    from sktransfer import compare
+
+    X, y = blobs
+    with pytest.raises(ValueError, match="mixes regressors and classifiers"):
+        compare({"r": TransferRegressor(), "c": LogisticRegression()}, X, y, cv=2)

@@ -206,6 +206,8 @@ class PretrainedEncoder(_TransferEstimatorBase):
                 f"the encoder was fitted on {self.input_kind_} data but X holds "
                 f"{inputs.kind} data"
             )
+        if inputs.kind != "paths" and self.input_kind_ != "paths":
+            self._check_columns(X, inputs, reset=False)
         if (inputs.kind == "image" and self.input_kind_ == "image"
                 and inputs.sample_shape[0] != self.input_shape_[0]):
             raise ValueError(

@@ -108,7 +108,7 @@ for row, label in enumerate((0, 1)):
 # ``"last:1"`` and ``"last:2"`` count.
 source = TransferClassifier("cnn", max_epochs=A_EPOCHS, random_state=0, verbose=0)
 source.fit(X_a, y_a)
-print(source.history_[["epoch", "train_loss", "valid_loss", "valid_acc"]].round(3))
+print(source.history_[["epoch", "train_loss", "train_acc"]].round(3))
 backbone = source.export_backbone()
 
 # %%

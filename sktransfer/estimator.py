@@ -219,6 +219,24 @@ class TransferClassifier(
         self.random_state = random_state
         self.verbose = verbose
 
+    # Backbones and policies added with register_backbone / register_freeze_policy travel
+    # inside the pickle, so n_jobs>1 worker processes (joblib's loky) know their names.
+    def __getstate__(self):
+        from .registry import _registrations_for
+
+        state = dict(super().__getstate__())
+        registrations = _registrations_for(self.backbone, self.freeze)
+        if registrations:
+            state["_sktransfer_registrations"] = registrations
+        return state
+
+    def __setstate__(self, state):
+        from .registry import _restore_registrations
+
+        state = dict(state)
+        _restore_registrations(state.pop("_sktransfer_registrations", None))
+        super().__setstate__(state)
+
     # ------------------------------------------------------------------ validation helpers
     def _check_params(self) -> None:
         def positive_int(name, value, allow_none=False):

@@ -54,9 +54,10 @@ logger = logging.getLogger("sktransfer")
 DEFAULT_MAX_BYTES = int(float(os.environ.get("SKTRANSFER_CACHE_MB", "2048")) * 2**20)
 
 #: Memory taken by one entry beyond its embedding's bytes: the ``bytes`` header, the key
-#: tuple, the 16-byte sample digest and the ordered dict's node (measured with tracemalloc
-#: on CPython 3.11: about 210 bytes, rounded up for the allocator).
-ENTRY_OVERHEAD = 256
+#: tuple, the 16-byte sample digest and the ordered dict's node (about 210 bytes by
+#: tracemalloc on CPython 3.11; 320 with the allocator's own, by resident memory in
+#: ``benchmarks/bench_cache_memory.py``).
+ENTRY_OVERHEAD = 320
 
 _FORMAT_FILE = "_format.json"
 _warned_dirs: set[str] = set()

@@ -280,6 +280,8 @@ def create_backbone(
     >>> create_backbone("mlp", input_shape=(10,)).kind
     'tabular'
     """
+    if not isinstance(spec, str) or _is_explicit_path(spec):
+        _check_no_registry_options(spec, weights, kwargs)
     if isinstance(spec, ExportedBackbone):
         return _build_exported(spec)
     if isinstance(spec, nn.Module):
@@ -306,6 +308,24 @@ def create_backbone(
             UserWarning, stacklevel=3,
         )
     return backbone
+
+
+def _check_no_registry_options(spec: Any, weights: Any, kwargs: dict) -> None:
+    """``weights`` and architecture options only mean something for a registry name."""
+    if not isinstance(spec, (str, os.PathLike, ExportedBackbone, nn.Module)):
+        return  # the type error comes next
+    what = {ExportedBackbone: "an exported backbone", nn.Module: "a torch.nn.Module"}
+    kind = next((v for k, v in what.items() if isinstance(spec, k)), f"the checkpoint {spec}")
+    if weights is not None:
+        raise ValueError(
+            f"weights={weights!r} applies to registry backbone names only; backbone is "
+            f"{kind}, which carries its own weights: drop weights"
+        )
+    if kwargs:
+        raise ValueError(
+            f"backbone_kwargs {sorted(kwargs)} apply to registry backbone names only; "
+            f"backbone is {kind}, whose architecture is fixed: drop backbone_kwargs"
+        )
 
 
 def _create_registered(name: str, *, weights=None, input_shape=None, **kwargs) -> Backbone:

@@ -270,3 +270,10 @@ def test_runtime_registration_reaches_loky_workers(tmp_path, blobs, monkeypatch)
         assert scores.shape == (2,) and np.isfinite(scores).all()
     finally:
         registry._runtime_backbones.pop("loky_tiny")
+
+
+def test_registry_options_with_a_checkpoint_are_an_error(small_checkpoint):
+    with pytest.raises(ValueError, match="weights='imagenet' applies to registry backbone"):
+        registry.create_backbone(small_checkpoint, weights="imagenet")
+    with pytest.raises(ValueError, match=r"backbone_kwargs \['hidden'\] apply to registry"):
+        registry.create_backbone(small_checkpoint, hidden=(4,))

@@ -53,9 +53,13 @@ def _weights_member(name: str, weights: str):
     key = weights.upper()
     member = enum.DEFAULT if key in ("IMAGENET", "DEFAULT") else getattr(enum, key, None)
     if member is None:
+        hint = (
+            f". A file {weights!r} exists: to load it pass weights=pathlib.Path({weights!r}) "
+            f"or {'./' + weights!r}" if Path(weights).is_file() else ""
+        )
         raise ValueError(
             f"{name} has no weights {weights!r}; known: default, imagenet, "
-            + ", ".join(m.name for m in enum)
+            + ", ".join(m.name for m in enum) + hint
         )
     return member
 

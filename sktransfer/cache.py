@@ -483,7 +483,7 @@ class _Fingerprint:
             if isinstance(const, types.CodeType):
                 self.code(const)
             else:
-                self.update(repr(const))
+                self.value("const", const)
 
     def function(self, func, depth: int = 0) -> None:
         func = getattr(func, "__func__", func)
@@ -721,8 +721,12 @@ def sample_digests(data) -> list[bytes]:
 
 
 def bypass_reason(network, policy, augment: bool) -> str | None:
-    """Why caching would not be exact for this fit, or None when it is."""
-    if augment:
+    """Why caching would not be exact for this fit, or None when it is.
+
+    ``augment`` counts only where the network has an augmentation module: tabular data
+    is never augmented, so ``augment=True`` there leaves the cache on.
+    """
+    if augment and getattr(network, "augment", True) is not None:
         return "augment=True makes the backbone's input random"
     if not policy.keeps_backbone_frozen():
         return f"freeze policy {policy!r} trains backbone layers"

@@ -393,3 +393,9 @@ def test_a_read_only_cache_dir_is_read_but_not_written(blobs, exported, tmp_path
     finally:
         for d in [folder, *folder.iterdir()]:
             d.chmod(0o755)
+
+
+def test_augment_on_tabular_data_keeps_the_cache(blobs, exported):
+    X, y = blobs
+    clf = TransferClassifier(exported, freeze="backbone", augment=True, max_epochs=1).fit(X, y)
+    assert clf.feature_cache_used_  # nothing is augmented in a table

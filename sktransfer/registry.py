@@ -288,6 +288,10 @@ def create_backbone(
         if input_shape is None:
             raise ValueError("a module backbone needs the input shape of the data")
         return from_module(spec, input_shape)
+    if isinstance(spec, str) and _is_explicit_path(spec) and not Path(spec).exists() \
+            and spec in _backbone_table():
+        # a plugin family's name with a separator ("hub/net"), and no such file: no doubt
+        return _create_registered(spec, weights=weights, input_shape=input_shape, **kwargs)
     if isinstance(spec, os.PathLike) or (isinstance(spec, str) and _is_explicit_path(spec)):
         path = Path(spec)
         logger.info("backbone=%r: loading the checkpoint file %s", spec, path.resolve())

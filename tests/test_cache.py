@@ -319,17 +319,19 @@ def test_the_byte_bound_counts_what_the_entries_really_hold():
     import tracemalloc
 
     cache = FeatureCache(max_bytes=2**30)
-    keys = [i.to_bytes(16, "little") for i in range(3000)]
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
-        for start in range(0, len(keys), 500):
-            cache.get_many("b", keys[start:start + 500], lambda idx: torch.randn(len(idx), 16))
+        for start in range(0, 3000, 500):
+            keys = [i.to_bytes(16, "little") for i in range(start, start + 500)]
+            cache.get_many("b", keys, lambda idx: torch.randn(len(idx), 16))
+        del keys
         held = tracemalloc.get_traced_memory()[0] - base
     finally:
         tracemalloc.stop()
-    # entries are plain bytes objects, so tracemalloc sees all of them
-    assert 0.7 * cache.nbytes <= held <= 1.3 * cache.nbytes
+    # Entries are plain bytes objects, keys and dict nodes, all seen by tracemalloc; the
+    # count also covers the allocator's own overhead, which tracemalloc does not see.
+    assert 0.6 * cache.nbytes <= held <= cache.nbytes
 
 
 # ---------------------------------------------------------------- unwritable directories

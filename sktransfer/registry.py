@@ -280,22 +280,26 @@ def create_backbone(
     >>> create_backbone("mlp", input_shape=(10,)).kind
     'tabular'
     """
-    if not isinstance(spec, str) or _is_explicit_path(spec):
-        _check_no_registry_options(spec, weights, kwargs)
-    if isinstance(spec, ExportedBackbone):
-        return _build_exported(spec)
-    if isinstance(spec, nn.Module):
-        if input_shape is None:
-            raise ValueError("a module backbone needs the input shape of the data")
-        return from_module(spec, input_shape)
     if isinstance(spec, str) and _is_explicit_path(spec) and not Path(spec).exists() \
             and spec in _backbone_table():
         # a plugin family's name with a separator ("hub/net"), and no such file: no doubt
         return _create_registered(spec, weights=weights, input_shape=input_shape, **kwargs)
+    if isinstance(spec, ExportedBackbone):
+        _check_no_registry_options(spec, weights, kwargs)
+        return _build_exported(spec)
+    if isinstance(spec, nn.Module):
+        _check_no_registry_options(spec, weights, kwargs)
+        if input_shape is None:
+            raise ValueError("a module backbone needs the input shape of the data")
+        return from_module(spec, input_shape)
     if isinstance(spec, os.PathLike) or (isinstance(spec, str) and _is_explicit_path(spec)):
         path = Path(spec)
+        if weights is not None:  # before reading the file
+            _check_no_registry_options(spec, weights, {})
         logger.info("backbone=%r: loading the checkpoint file %s", spec, path.resolve())
-        return _build_exported(ExportedBackbone.load(path), source=str(path))
+        exported = ExportedBackbone.load(path)
+        _check_no_registry_options(exported, None, kwargs)
+        return _build_exported(exported, source=str(path))
     if not isinstance(spec, str):
         raise TypeError(
             "backbone must be a registry name, a checkpoint path, an exported backbone or a "
@@ -315,7 +319,11 @@ def create_backbone(
 
 
 def _check_no_registry_options(spec: Any, weights: Any, kwargs: dict) -> None:
-    """``weights`` and architecture options only mean something for a registry name."""
+    """``weights`` and architecture options only mean something for a registry name.
+
+    Architecture options that repeat an exported backbone's own (an estimator cloned from
+    the source one, ``backbone`` replaced) are accepted; others are an error.
+    """
     if not isinstance(spec, (str, os.PathLike, ExportedBackbone, nn.Module)):
         return  # the type error comes next
     what = {ExportedBackbone: "an exported backbone", nn.Module: "a torch.nn.Module"}
@@ -325,11 +333,24 @@ def _check_no_registry_options(spec: Any, weights: Any, kwargs: dict) -> None:
             f"weights={weights!r} applies to registry backbone names only; backbone is "
             f"{kind}, which carries its own weights: drop weights"
         )
-    if kwargs:
+    if not kwargs:
+        return
+    own = spec.kwargs if isinstance(spec, ExportedBackbone) else {}
+    different = sorted(k for k, v in kwargs.items()
+                       if k not in own or _normalised(own[k]) != _normalised(v))
+    if different:
         raise ValueError(
-            f"backbone_kwargs {sorted(kwargs)} apply to registry backbone names only; "
-            f"backbone is {kind}, whose architecture is fixed: drop backbone_kwargs"
+            f"backbone_kwargs {different} apply to registry backbone names only; backbone "
+            f"is {kind}, whose architecture is fixed"
+            + (f" ({ {k: own[k] for k in different if k in own} })" if own else "")
+            + ": drop backbone_kwargs"
         )
+
+
+def _normalised(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_normalised(v) for v in value)
+    return value
 
 
 def _create_registered(name: str, *, weights=None, input_shape=None, **kwargs) -> Backbone:

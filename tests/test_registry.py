@@ -273,7 +273,13 @@ def test_runtime_registration_reaches_loky_workers(tmp_path, blobs, monkeypatch)
 
 
 def test_registry_options_with_a_checkpoint_are_an_error(small_checkpoint):
+    import torch
+
     with pytest.raises(ValueError, match="weights='imagenet' applies to registry backbone"):
         registry.create_backbone(small_checkpoint, weights="imagenet")
     with pytest.raises(ValueError, match=r"backbone_kwargs \['hidden'\] apply to registry"):
         registry.create_backbone(small_checkpoint, hidden=(4,))
+    # repeating the exported backbone's own options (a clone of the source estimator) is fine
+    assert registry.create_backbone(small_checkpoint, hidden=[3]).num_features == 3
+    with pytest.raises(ValueError, match="backbone_kwargs"):
+        registry.create_backbone(torch.nn.Linear(6, 2), input_shape=(6,), hidden=(3,))

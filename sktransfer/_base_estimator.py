@@ -210,6 +210,24 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.random_state = random_state
         self.verbose = verbose
 
+    # Backbones and policies added with register_backbone / register_freeze_policy travel
+    # inside the pickle, so n_jobs>1 worker processes (joblib's loky) know their names.
+    def __getstate__(self):
+        from .registry import _registrations_for
+
+        state = dict(super().__getstate__())
+        registrations = _registrations_for(self.backbone, getattr(self, "freeze", None))
+        if registrations:
+            state["_sktransfer_registrations"] = registrations
+        return state
+
+    def __setstate__(self, state):
+        from .registry import _restore_registrations
+
+        state = dict(state)
+        _restore_registrations(state.pop("_sktransfer_registrations", None))
+        super().__setstate__(state)
+
     def _validate_more(self) -> None:
         """What ``_parameter_constraints`` cannot say: values inside containers, classes
         that cannot work, devices that hold no data. Runs after ``_validate_params``."""

@@ -373,7 +373,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         if shape is None:  # image paths: the size comes from the backbone
             shape = (3, self.image_size or 224, self.image_size or 224)
         backbone = create_backbone(
-            spec, weights=self.weights, input_shape=shape, **(self.backbone_kwargs or {})
+            spec, weights=self._backbone_weights(), input_shape=shape,
+            **(self.backbone_kwargs or {})
         )
         name = spec if isinstance(spec, str) else type(spec).__name__
         data_kind = "tabular" if inputs.kind == "tabular" else "image"
@@ -398,10 +399,15 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             backbone.prepare(inputs.data)
         return backbone
 
+    def _backbone_weights(self):
+        """The ``weights=`` handed to the registry (the parameter; the encoder resolves
+        its ``"auto"`` here)."""
+        return self.weights
+
     def _is_untrained_registry_backbone(self, backbone: Backbone) -> bool:
         spec = self.backbone
-        return (isinstance(spec, str) and self.weights is None and backbone.info is not None
-                and backbone.info.name == spec)
+        return (isinstance(spec, str) and self._backbone_weights() is None
+                and backbone.info is not None and backbone.info.name == spec)
 
     def _warn_if_freezing_random_weights(self, network: TransferNetwork) -> None:
         """Freezing a backbone nobody trained keeps random features: almost surely a slip."""

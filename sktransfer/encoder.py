@@ -47,8 +47,10 @@ class PretrainedEncoder(_TransferEstimatorBase):
     backbone : str, path, ExportedBackbone or torch.nn.Module, default="efficientnet_lite0"
         A registry name, a checkpoint, a backbone exported from a fitted estimator
         (:meth:`TransferClassifier.export_backbone`), or a feature-extracting module.
-    weights : None, "imagenet", "default" or path, default="imagenet"
-        Weights of a registry backbone. ``None`` gives random features, which is almost
+    weights : "auto", None, "imagenet", "default" or path, default="auto"
+        Weights of a registry backbone. ``"auto"``: the published pretrained weights of a
+        registry name, and the backbone's own for an exported backbone, a checkpoint or a
+        module (which carry theirs). ``None`` gives random features, which is almost
         never what an encoder is for: it warns.
     backbone_kwargs : dict, default=None
         Architecture options of a registry backbone.
@@ -121,7 +123,7 @@ class PretrainedEncoder(_TransferEstimatorBase):
         self,
         backbone: Any = "efficientnet_lite0",
         *,
-        weights: str | os.PathLike | None = "imagenet",
+        weights: str | os.PathLike | None = "auto",
         backbone_kwargs: dict | None = None,
         input_shape: tuple[int, ...] | None = None,
         image_size: int | None = None,
@@ -147,6 +149,14 @@ class PretrainedEncoder(_TransferEstimatorBase):
         self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
+
+    def _backbone_weights(self):
+        if self.weights != "auto":
+            return self.weights
+        from .registry import _is_explicit_path
+
+        by_name = isinstance(self.backbone, str) and not _is_explicit_path(self.backbone)
+        return "default" if by_name else None
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None) -> PretrainedEncoder:

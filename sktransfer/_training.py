@@ -158,6 +158,30 @@ class WeightedNet(NeuralNetClassifier):
         return loss
 
 
+def run_stages(net, y, stages) -> None:
+    """Train ``net`` through consecutive stages, continuing one history.
+
+    Each stage is ``(epochs, dataset, head_only, before)``: ``before(net)`` (or None) runs
+    first, e.g. to unfreeze the backbone and start a fresh optimizer; ``head_only`` says
+    the dataset holds cached embeddings. The first stage is a ``fit``, the others
+    ``partial_fit`` calls, so callbacks (schedules, early stopping) see each stage as a
+    training run of its own, planned over its own ``epochs``.
+    """
+    total = net.max_epochs
+    try:
+        for i, (epochs, dataset, head_only, before) in enumerate(stages):
+            if before is not None:
+                before(net)
+            net.head_only = head_only
+            net.max_epochs = int(epochs)
+            if i == 0:
+                net.fit(dataset, y)
+            else:
+                net.partial_fit(dataset, y)
+    finally:
+        net.max_epochs = total
+
+
 class HoldOut:
     """skorch ``train_split``: hold out a (stratified where possible) fraction for validation.
 

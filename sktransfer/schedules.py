@@ -149,7 +149,9 @@ def make_schedule(kind: str | None, warmup: float = 0.0) -> BatchLRSchedule | No
 
 
 def layerwise_param_groups(network, lr: float, backbone_lr_mult: float = 1.0,
-                           layer_decay: float | None = None) -> list[tuple[str, dict]]:
+                           layer_decay: float | None = None,
+                           backbone_weight_decay: float | None = None,
+                           ) -> list[tuple[str, dict]]:
     """skorch ``optimizer__param_groups`` giving each backbone layer group its own rate.
 
     The head trains at ``lr``; the backbone's layer groups (from
@@ -168,6 +170,9 @@ def layerwise_param_groups(network, lr: float, backbone_lr_mult: float = 1.0,
         Multiplier for the whole backbone.
     layer_decay : float or None, default=None
         Per-group decay factor in (0, 1]; None or 1 for none.
+    backbone_weight_decay : float or None, default=None
+        Weight decay of the backbone's groups when it differs from the optimizer's (0 with
+        L2-SP, which regularises the backbone toward its starting weights instead).
 
     Returns
     -------
@@ -187,8 +192,11 @@ def layerwise_param_groups(network, lr: float, backbone_lr_mult: float = 1.0,
     """
     mult = 1.0 if backbone_lr_mult is None else float(backbone_lr_mult)
     decay = 1.0 if layer_decay is None else float(layer_decay)
+    extra = {} if backbone_weight_decay is None else {"weight_decay": backbone_weight_decay}
     if decay == 1.0:
-        return [] if mult == 1.0 else [("backbone.*", {"lr": lr * mult})]
+        if mult == 1.0 and not extra:
+            return []
+        return [("backbone.*", {"lr": lr * mult, **extra})]
     backbone = network.backbone
     module_names = {id(m): n for n, m in network.named_modules()}
     param_names = {id(p): n for n, p in network.named_parameters()}
@@ -210,5 +218,5 @@ def layerwise_param_groups(network, lr: float, backbone_lr_mult: float = 1.0,
     elif leftover:
         per_group = [leftover]
     n = len(per_group)
-    return [(pattern, {"lr": lr * mult * decay ** (n - i)})
+    return [(pattern, {"lr": lr * mult * decay ** (n - i), **extra})
             for i, patterns in enumerate(per_group) for pattern in patterns]

@@ -345,7 +345,7 @@ def history_frame(history):
     """skorch ``History`` -> one pandas row per epoch with the metrics users plot."""
     import pandas as pd
 
-    columns = ["epoch", "train_loss", "valid_loss", "train_acc", "valid_acc", "dur"]
+    columns = ["epoch", "train_loss", "valid_loss", "train_acc", "valid_acc", "lr", "dur"]
     rows = []
     for row in history:
         record = {c: row.get(c, np.nan) for c in columns}

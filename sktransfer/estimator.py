@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils._param_validation import InvalidParameterError, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
@@ -26,6 +26,7 @@ from ._base_estimator import (  # noqa: F401  (inference_batch_size: public befo
     inference_batch_size,
 )
 from ._training import TrainAccuracy, WeightedNet
+from .augment import make_mixer
 
 __all__ = ["TransferClassifier"]
 
@@ -167,6 +168,9 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
     _parameter_constraints: dict = {
         **_TransferEstimatorBase._parameter_constraints,
         "class_weight": [None, StrOptions({"balanced"}), dict],
+        "mixup": [Interval(Real, 0, math.inf, closed="left")],
+        "cutmix": [Interval(Real, 0, math.inf, closed="left")],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
     }
     _net_class = WeightedNet
     _stratify = True
@@ -179,10 +183,14 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         freeze: Any = "none",
         head: str | Sequence[int] = "linear",
         backbone_kwargs: dict | None = None,
-        optimizer: Any = "adam",
+        optimizer: Any = "auto",
         lr: float = 1e-3,
         backbone_lr_mult: float | None = None,
+        lr_schedule: str = "auto",
+        warmup: float | str = "auto",
+        layer_decay: float | str | None = "auto",
         weight_decay: float = 0.0,
+        l2sp: float = 0.0,
         max_epochs: int = 20,
         batch_size: int = 64,
         validation_fraction: float | None = None,
@@ -190,7 +198,10 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         class_weight: Any = None,
         input_shape: tuple[int, ...] | None = None,
         image_size: int | None = None,
-        augment: bool = False,
+        augment: Any = False,
+        mixup: float = 0.0,
+        cutmix: float = 0.0,
+        label_smoothing: float = 0.0,
         cache_features: bool | str = "auto",
         cache_dir: Any = None,
         mixed_precision: bool | str = "auto",
@@ -205,7 +216,8 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         super().__init__(
             backbone, weights=weights, freeze=freeze, head=head,
             backbone_kwargs=backbone_kwargs, optimizer=optimizer, lr=lr,
-            backbone_lr_mult=backbone_lr_mult, weight_decay=weight_decay,
+            backbone_lr_mult=backbone_lr_mult, lr_schedule=lr_schedule, warmup=warmup,
+            layer_decay=layer_decay, weight_decay=weight_decay, l2sp=l2sp,
             max_epochs=max_epochs, batch_size=batch_size,
             validation_fraction=validation_fraction, early_stopping=early_stopping,
             input_shape=input_shape, image_size=image_size, augment=augment,
@@ -215,6 +227,9 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
             random_state=random_state, verbose=verbose,
         )
         self.class_weight = class_weight
+        self.mixup = mixup
+        self.cutmix = cutmix
+        self.label_smoothing = label_smoothing
 
     # ------------------------------------------------------------------ task hooks
     def _validate_more(self) -> None:
@@ -270,6 +285,16 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
 
     def _task_callbacks(self) -> list:
         return [("train_acc", TrainAccuracy())]
+
+    def _loss_net_kwargs(self, network) -> dict:
+        mixer = make_mixer(self.mixup, self.cutmix, network.backbone.kind)
+        kwargs: dict = {"mixer": mixer} if mixer is not None else {}
+        if self.label_smoothing:
+            kwargs["label_smoothing"] = float(self.label_smoothing)
+        return kwargs
+
+    def _mixes_inputs(self) -> bool:
+        return bool(self.mixup or self.cutmix)
 
     def _target_sample_weights(self, y_enc: np.ndarray) -> np.ndarray | None:
         if self.class_weight is None:

@@ -59,7 +59,7 @@ class _LRSweep(Callback):
     def on_batch_end(self, net, training=False, loss=None, **kwargs):
         if not training:
             return
-        value = float(loss)
+        value = float(loss.detach()) if hasattr(loss, "detach") else float(loss)
         self.losses_.append(value)
         i = len(self.losses_)
         self._avg = self.smooth * value + (1 - self.smooth) * self._avg

@@ -220,3 +220,39 @@ def layerwise_param_groups(network, lr: float, backbone_lr_mult: float = 1.0,
     n = len(per_group)
     return [(pattern, {"lr": lr * mult * decay ** (n - i), **extra})
             for i, patterns in enumerate(per_group) for pattern in patterns]
+
+
+#: The fine-tuning recipe ``"auto"`` resolves to when a pretrained backbone trains
+#: (measured in benchmarks/bench_finetune_defaults.py; see docs/user_guide/fine_tuning.rst).
+FINETUNE_RECIPE = {"optimizer": "adamw", "lr_schedule": "cosine", "warmup": 0.1,
+                   "layer_decay": None}
+#: ... and otherwise (training from scratch, or a frozen backbone).
+PLAIN_RECIPE = {"optimizer": "adam", "lr_schedule": "constant", "warmup": 0.0,
+                "layer_decay": None}
+
+
+def resolve_recipe(params: dict, fine_tuning: bool) -> dict:
+    """Replace ``"auto"`` in the estimator's training parameters by the recipe's values.
+
+    Parameters
+    ----------
+    params : dict
+        ``optimizer``, ``lr_schedule``, ``warmup`` and ``layer_decay`` as set.
+    fine_tuning : bool
+        Whether a pretrained backbone trains in this fit.
+
+    Returns
+    -------
+    dict
+        The same keys, nothing left ``"auto"``.
+
+    Examples
+    --------
+    >>> from sktransfer.schedules import resolve_recipe
+    >>> resolve_recipe({"optimizer": "auto", "lr_schedule": "auto", "warmup": "auto",
+    ...                 "layer_decay": 0.8}, fine_tuning=True)["lr_schedule"]
+    'cosine'
+    """
+    defaults = FINETUNE_RECIPE if fine_tuning else PLAIN_RECIPE
+    return {key: defaults[key] if isinstance(value, str) and value == "auto" else value
+            for key, value in params.items()}

@@ -36,13 +36,15 @@ def _group_lrs(clf):
 # ---------------------------------------------------------------- schedules
 def test_cosine_schedule_steps_per_batch_and_keeps_group_ratios(blobs, source_mlp):
     X, y = blobs
-    clf = TransferClassifier(source_mlp, lr=1e-2, lr_schedule="cosine", warmup=0.2,
+    clf = TransferClassifier(source_mlp, lr=1e-2, lr_schedule="cosine", warmup=0.4,
                              backbone_lr_mult=0.1, max_epochs=5, batch_size=30,
                              random_state=0).fit(X, y)
     lrs = clf.history_["lr"].to_numpy()
-    assert lrs.argmax() == 1  # rises during the warmup (epoch 1 of 5), then decays
+    assert lrs.argmax() == 1  # rises during the warmup (2 of 5 epochs), then decays
     assert np.all(np.diff(lrs[1:]) < 0) and lrs[-1] < 1e-4
+    clf.set_params(lr_schedule="onecycle").fit(X, y)  # ends above zero
     head, backbone = max(_group_lrs(clf)), min(_group_lrs(clf))
+    assert head == pytest.approx(1e-2 / 25e4)
     assert backbone / head == pytest.approx(0.1)  # ratio held through the schedule
 
 

@@ -72,18 +72,32 @@ class _LRSweep(Callback):
 
 @dataclass
 class LRFinderResult:
-    """What :func:`lr_find` measured.
+    """What :func:`lr_find` measured, with the suggested rates and a plot.
 
-    Attributes
+    Parameters
     ----------
     lrs : ndarray
         The head's learning rate at each training batch of the sweep.
     losses : ndarray
-        The training loss of each batch (``smoothed`` the exponential moving average).
+        The training loss of each batch.
+    smoothed : ndarray
+        Their bias-corrected exponential moving average.
     suggestion : float
         The rate where the smoothed loss falls fastest per decade of rate.
     lr_min : float
         A tenth of the rate at the lowest smoothed loss (fastai's ``minimum / 10``).
+    notes : list of str
+        What to know about the sweep (it ended early without diverging, say).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer import LRFinderResult
+    >>> lrs = np.logspace(-5, 0, 20)
+    >>> losses = np.r_[np.full(8, 1.0), np.linspace(1.0, 0.2, 8), [0.5, 1, 2, 4]]
+    >>> result = LRFinderResult(lrs, losses, losses, *[1e-3, 1e-2])
+    >>> result.plot().get_xscale()
+    'log'
     """
 
     lrs: np.ndarray
@@ -126,11 +140,15 @@ def _suggest(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:
     if n < 3:
         return float(lrs[0]), float(lrs[0]) / 10
     skip_start, skip_end = min(n // 10, 10), min(n // 20, 5)
-    idx = np.arange(skip_start, n - skip_end) if n - skip_end - skip_start >= 3 else np.arange(n)
-    log_lr = np.log10(lrs[idx])
-    grad = np.gradient(smoothed[idx], log_lr)
+    best = int(np.nanargmin(smoothed))
+    lr_min = float(lrs[best]) / 10
+    # the steepest descent on the way down to the minimum, not in the noise after it
+    stop = max(best + 1, skip_start + 3)
+    idx = np.arange(skip_start, min(stop, n - skip_end))
+    if len(idx) < 3:
+        return lr_min, lr_min
+    grad = np.gradient(smoothed[idx], np.log10(lrs[idx]))
     steepest = float(lrs[idx][int(np.nanargmin(grad))])
-    lr_min = float(lrs[int(np.nanargmin(smoothed))]) / 10
     return steepest, lr_min
 
 

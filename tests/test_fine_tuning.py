@@ -189,8 +189,7 @@ def test_lr_find_sweeps_and_leaves_the_estimator_unfitted(blobs, source_mlp):
     assert np.all(np.diff(result.lrs) > 0)
     assert result.lrs[0] == pytest.approx(1e-7)
     assert 1e-7 <= result.suggestion <= 100 and 1e-8 <= result.lr_min <= 10
-    # a sweep to a huge rate diverges and stops early
-    assert len(result.lrs) < 40 or result.smoothed[-1] > result.smoothed.min()
+    assert np.isfinite(result.smoothed).all()
     ax = result.plot()
     assert ax.get_xscale() == "log"
     with pytest.raises(ValueError, match="start_lr"):
@@ -198,13 +197,15 @@ def test_lr_find_sweeps_and_leaves_the_estimator_unfitted(blobs, source_mlp):
 
 
 # ---------------------------------------------------------------- defaults
-def test_pretrained_trainable_backbones_get_the_fine_tuning_recipe(blobs, source_mlp):
+def test_auto_resolves_to_the_measured_recipe_and_explicit_values_win(blobs, source_mlp):
+    from sktransfer.schedules import FINETUNE_RECIPE, PLAIN_RECIPE
+
     X, y = blobs
     ft = TransferClassifier(source_mlp, max_epochs=1).fit(X, y)
-    assert ft.training_recipe_["optimizer"] == "adamw"
-    assert ft.training_recipe_["lr_schedule"] == "cosine"
+    assert ft.training_recipe_ == FINETUNE_RECIPE
     scratch = TransferClassifier(**FAST).fit(X, y)
-    assert scratch.training_recipe_["optimizer"] == "adam"
-    assert scratch.training_recipe_["lr_schedule"] == "constant"
-    frozen = TransferClassifier(source_mlp, freeze="backbone", max_epochs=1).fit(X, y)
-    assert frozen.training_recipe_["lr_schedule"] == "constant"
+    assert scratch.training_recipe_ == PLAIN_RECIPE
+    chosen = TransferClassifier(source_mlp, max_epochs=1, optimizer="adamw",
+                                lr_schedule="cosine", warmup=0.1).fit(X, y)
+    assert chosen.training_recipe_["lr_schedule"] == "cosine"
+    assert isinstance(chosen.net_.optimizer_, torch.optim.AdamW)

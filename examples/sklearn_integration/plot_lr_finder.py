@@ -48,7 +48,7 @@ X_train, X_test, y_train, y_test = train_test_split(
 # layers sweep at their fixed fractions of the head's rate, which is what is plotted.
 clf = TransferClassifier(source.export_backbone(), batch_size=8, max_epochs=EPOCHS,
                          random_state=0)
-result = lr_find(clf, X_train, y_train, num_iter=NUM_ITER)
+result = lr_find(clf, X_train, y_train, start_lr=1e-5, end_lr=10.0, num_iter=NUM_ITER)
 print(f"suggested learning rate: {result.suggestion:.2g} (minimum/10: {result.lr_min:.2g})")
 ax = result.plot()
 ax.set_title("Gas batch 5, 10% labels: loss while the rate grows")

@@ -60,7 +60,7 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         The new classifier on the embeddings: linear, or an MLP with these hidden sizes.
     backbone_kwargs : dict, default=None
         Architecture options for a registry backbone (``{"hidden": (64, 32)}`` for mlp).
-    optimizer : {"adam", "adamw", "sgd"} or torch optimizer class, default="adam"
+    optimizer : {"auto", "adam", "adamw", "sgd"} or torch optimizer class, default="auto"
         ``"sgd"`` uses momentum 0.9. A class is any ``torch.optim.Optimizer`` subclass whose
         ``step`` needs no closure (``LBFGS`` is refused: mini-batch training gives none).
     lr : float, default=1e-3
@@ -69,8 +69,22 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
     backbone_lr_mult : float, default=None
         Learning-rate multiplier for trainable backbone parameters, finite and >= 0;
         ``None`` takes the freeze policy's default (1.0, or 0.1 for ``"gradual"``).
+    lr_schedule : {"auto", "constant", "cosine", "onecycle"}, default="auto"
+        Learning-rate schedule stepped after every batch (:mod:`sktransfer.schedules`);
+        each training stage gets its own.
+    warmup : float in [0, 1) or "auto", default="auto"
+        Share of the steps of linear warmup at the start of each stage.
+    layer_decay : float in (0, 1], None or "auto", default="auto"
+        Layer-wise learning-rate decay: the backbone's layer group ``k`` below the head
+        trains at ``lr * backbone_lr_mult * layer_decay ** k`` (ULMFiT, BEiT). ``"auto"``
+        in these four parameters resolves to a measured recipe (``training_recipe_``, see
+        the user guide's fine-tuning page).
     weight_decay : float, default=0.0
         Passed to the optimizer; finite and >= 0.
+    l2sp : float, default=0.0
+        L2-SP strength (Li et al. 2018): ``l2sp / 2 * ||w - w0||^2`` pulls the trainable
+        backbone toward its starting weights; with it, ``weight_decay`` applies to the
+        head only.
     max_epochs : int, default=20
         Training epochs (fewer with early stopping).
     batch_size : int, default=64
@@ -93,8 +107,15 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         images (what imbalanced-learn samplers produce); checked against image arrays.
     image_size : int, default=None
         Resolution images are resized to; ``None`` uses the backbone's own.
-    augment : bool, default=False
-        Random horizontal flips and small shifts of training images.
+    augment : bool, {"flip_crop", "trivialaugment", "randaugment"} or v2 transform, \
+default=False
+        Training-image augmentation on the device (:mod:`sktransfer.augment`): ``True``
+        flips and small shifts; the names are torchvision ``v2`` policies; a v2 transform
+        object is applied per image in [0, 1].
+    mixup, cutmix : float, default=0.0
+        Beta concentrations of MixUp / CutMix of training images (0: off).
+    label_smoothing : float in [0, 1), default=0.0
+        As in ``torch.nn.CrossEntropyLoss``; works with sample weights and mixing.
     cache_features : {"auto", True, False}, default="auto"
         Reuse a frozen backbone's embeddings across epochs, folds, grid candidates and
         predictions (see :mod:`sktransfer.cache`). ``"auto"`` caches wherever it is exact:
@@ -150,6 +171,13 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
     backbone_digest_ : str or None
         Digest of the frozen backbone's weights, computed once at fit, that keys its cached
         features; None when the cache was not used.
+    training_recipe_ : dict
+        ``optimizer``, ``lr_schedule``, ``warmup`` and ``layer_decay`` as this fit used
+        them (``"auto"`` resolved).
+    stages_ : list of dict
+        The training stages run: one ``"train"`` stage, or ``"head"`` then
+        ``"fine-tune"`` for ``freeze="gradual"``, each with its planned ``epochs``,
+        ``epochs_run`` and whether it trained on ``cached_features``.
 
     Examples
     --------

@@ -25,6 +25,7 @@ _LAZY = {
     "FreezeNone": ".freeze",
     "FreezePolicy": ".freeze",
     "GradualUnfreeze": ".freeze",
+    "LRFinderResult": ".lr_finder",
     "PretrainedEncoder": ".encoder",
     "TransferClassifier": ".estimator",
     "TransferRegressor": ".regressor",
@@ -32,6 +33,7 @@ _LAZY = {
     "available_freeze_policies": ".registry",
     "compare": ".compare",
     "load": ".persist",
+    "lr_find": ".lr_finder",
     "register_backbone": ".registry",
     "register_freeze_policy": ".registry",
     "save": ".persist",
@@ -45,6 +47,7 @@ __all__ = [
     "FreezeNone",
     "FreezePolicy",
     "GradualUnfreeze",
+    "LRFinderResult",
     "PretrainedEncoder",
     "TransferClassifier",
     "TransferRegressor",
@@ -52,6 +55,7 @@ __all__ = [
     "available_freeze_policies",
     "compare",
     "load",
+    "lr_find",
     "register_backbone",
     "register_freeze_policy",
     "save",
@@ -93,6 +97,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real imports
     from .encoder import PretrainedEncoder
     from .estimator import TransferClassifier
     from .freeze import FreezeBackbone, FreezeLast, FreezeNone, FreezePolicy, GradualUnfreeze
+    from .lr_finder import LRFinderResult, lr_find
     from .persist import load, save
     from .registry import (
         available_backbones,

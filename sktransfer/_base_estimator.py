@@ -57,11 +57,13 @@ from ._training import (
     release_device_memory,
     resolve_amp,
     resolve_device,
+    run_stages,
 )
+from .augment import POLICIES, make_augment
 from .backbones._base import Backbone
 from .backbones.exported import ExportedBackbone
 from .cache import backbone_digest
-from .freeze import FreezePolicy
+from .freeze import FreezeBackbone, FreezePolicy
 from .inputs import (
     KIND_NAMES,
     ArrayDataset,
@@ -70,8 +72,9 @@ from .inputs import (
     Inputs,
     to_inputs,
 )
-from .network import RandomFlipCrop, TransferNetwork, make_head
+from .network import TransferNetwork, make_head
 from .registry import create_backbone, resolve_freeze_policy
+from .schedules import SCHEDULES, layerwise_param_groups, make_schedule, resolve_recipe
 
 logger = logging.getLogger("sktransfer")
 
@@ -80,7 +83,7 @@ DEFAULT_EARLY_STOPPING_FRACTION = 0.1
 #: device types a network can train on (``"meta"`` tensors have no data, for one)
 _DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 #: names of the callbacks the estimator adds itself
-_OWN_CALLBACKS = ("finite_loss", "train_acc", "early_stopping", "progress")
+_OWN_CALLBACKS = ("finite_loss", "train_acc", "early_stopping", "progress", "lr_schedule")
 
 
 class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -98,17 +101,21 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         "freeze": [None, str, FreezePolicy],
         "head": [StrOptions({"linear"}), tuple, list],
         "backbone_kwargs": [None, dict],
-        "optimizer": [StrOptions(set(OPTIMIZERS)), HasMethods(["step", "zero_grad"])],
+        "optimizer": [StrOptions({"auto", *OPTIMIZERS}), HasMethods(["step", "zero_grad"])],
         "lr": [Interval(Real, 0, math.inf, closed="neither")],
         "backbone_lr_mult": [None, Interval(Real, 0, math.inf, closed="left")],
+        "lr_schedule": [StrOptions({"auto", *SCHEDULES})],
+        "warmup": [StrOptions({"auto"}), Interval(Real, 0, 1, closed="left")],
+        "layer_decay": [None, StrOptions({"auto"}), Interval(Real, 0, 1, closed="right")],
         "weight_decay": [Interval(Real, 0, math.inf, closed="left")],
+        "l2sp": [Interval(Real, 0, math.inf, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "validation_fraction": [None, Interval(Real, 0, 1, closed="neither")],
         "early_stopping": [None, Interval(Integral, 1, None, closed="left")],
         "input_shape": [None, tuple, list],
         "image_size": [None, Interval(Integral, 1, None, closed="left")],
-        "augment": ["boolean"],
+        "augment": ["boolean", StrOptions(set(POLICIES)), callable],
         "cache_features": [StrOptions({"auto"}), "boolean"],
         "cache_dir": [None, str, os.PathLike, HasMethods(["cache"])],
         "mixed_precision": [
@@ -150,6 +157,14 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     def _export_meta(self) -> dict:
         return {}
 
+    def _loss_net_kwargs(self, network) -> dict:
+        """Net keyword arguments of the task's loss options (label smoothing, mixing)."""
+        return {}
+
+    def _mixes_inputs(self) -> bool:
+        """Whether training batches are mixed (MixUp/CutMix): the cache is then inexact."""
+        return False
+
     # -- parameters ----------------------------------------------------------------------
     def __init__(
         self,
@@ -159,17 +174,21 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         freeze: Any = "none",
         head: str | Sequence[int] = "linear",
         backbone_kwargs: dict | None = None,
-        optimizer: Any = "adam",
+        optimizer: Any = "auto",
         lr: float = 1e-3,
         backbone_lr_mult: float | None = None,
+        lr_schedule: str = "auto",
+        warmup: float | str = "auto",
+        layer_decay: float | str | None = "auto",
         weight_decay: float = 0.0,
+        l2sp: float = 0.0,
         max_epochs: int = 20,
         batch_size: int = 64,
         validation_fraction: float | None = None,
         early_stopping: int | None = None,
         input_shape: tuple[int, ...] | None = None,
         image_size: int | None = None,
-        augment: bool = False,
+        augment: Any = False,
         cache_features: bool | str = "auto",
         cache_dir: Any = None,
         mixed_precision: bool | str = "auto",
@@ -190,7 +209,11 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.optimizer = optimizer
         self.lr = lr
         self.backbone_lr_mult = backbone_lr_mult
+        self.lr_schedule = lr_schedule
+        self.warmup = warmup
+        self.layer_decay = layer_decay
         self.weight_decay = weight_decay
+        self.l2sp = l2sp
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.validation_fraction = validation_fraction
@@ -430,7 +453,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
         if self.cache_features is False:
             return False
-        reason = bypass_reason(network, policy, network.augment is not None)
+        reason = bypass_reason(network, policy,
+                               network.augment is not None or self._mixes_inputs())
         if reason is None:
             return True
         message = f"feature cache bypassed: {reason}"
@@ -460,8 +484,25 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         logger.info("feature cache: %d of %d samples found", cache.hits - before, len(inputs))
         return features
 
-    def _optimizer_args(self, policy) -> tuple[type, dict]:
-        opt = self.optimizer
+    def _training_recipe(self, network: TransferNetwork, policy) -> dict:
+        """Optimizer, schedule, warmup and layer decay of this fit, ``"auto"`` resolved:
+        the fine-tuning recipe when a pretrained backbone trains, else the plain one."""
+        pretrained = not self._is_untrained_registry_backbone(network.backbone)
+        trains = not policy.keeps_backbone_frozen()
+        return resolve_recipe(
+            {"optimizer": self.optimizer, "lr_schedule": self.lr_schedule,
+             "warmup": self.warmup, "layer_decay": self.layer_decay},
+            fine_tuning=pretrained and trains)
+
+    def _feature_dataset(self, network, inputs, y_t, weights, net, device) -> ArrayDataset:
+        """The frozen backbone's embeddings of ``inputs``, through the feature cache."""
+        digest = backbone_digest(network.backbone)
+        features = self._cached_features(network.backbone, digest, inputs, str(net.device),
+                                         net.amp_dtype)
+        return _on_device_if_it_fits(ArrayDataset(features, y_t, weights), device)
+
+    def _optimizer_args(self, policy, network, recipe) -> tuple[type, dict]:
+        opt = recipe["optimizer"]
         kwargs: dict[str, Any] = {"weight_decay": float(self.weight_decay)}
         if isinstance(opt, str):
             if opt == "sgd":
@@ -470,16 +511,22 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         mult = self.backbone_lr_mult
         if mult is None:
             mult = policy.default_backbone_lr_mult
-        if mult != 1.0:
-            kwargs["param_groups"] = [("backbone.*", {"lr": float(self.lr) * float(mult)})]
+        groups = layerwise_param_groups(  # L2-SP replaces weight decay on the backbone
+            network, float(self.lr), float(mult), recipe["layer_decay"],
+            backbone_weight_decay=0.0 if self.l2sp else None)
+        if groups:
+            kwargs["param_groups"] = groups
         return opt, kwargs
 
     def _user_callbacks(self) -> list:
         """The ``callbacks`` parameter, deep-copied: fitting never mutates the parameter."""
         return copy.deepcopy(list(self.callbacks or ()))
 
-    def _callbacks(self, policy, validation: bool) -> list:
+    def _callbacks(self, policy, validation: bool, recipe: dict) -> list:
         callbacks: list = [("finite_loss", _FiniteLoss()), *self._task_callbacks()]
+        schedule = make_schedule(recipe["lr_schedule"], float(recipe["warmup"]))
+        if schedule is not None:
+            callbacks.append(("lr_schedule", schedule))
         if self.early_stopping is not None:
             monitor = "valid_loss" if validation else "train_loss"
             callbacks.append(("early_stopping", _PausableEarlyStopping(
@@ -490,8 +537,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         return callbacks + self._user_callbacks()
 
     def _make_net(self, network, policy, seed: int, device: str, amp_dtype,
-                  fraction: float | None):
-        optimizer, opt_kwargs = self._optimizer_args(policy)
+                  fraction: float | None, recipe: dict):
+        optimizer, opt_kwargs = self._optimizer_args(policy, network, recipe)
         generator = torch.Generator().manual_seed(seed)
         split = HoldOut(fraction, seed, stratify=self._stratify) if fraction else None
         return self._net_class(
@@ -510,12 +557,14 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             iterator_valid__pin_memory=device.startswith("cuda"),
             iterator_valid__batch_size=inference_batch_size(
                 network.backbone.kind, int(self.batch_size), device),
-            callbacks=self._callbacks(policy, validation=split is not None),
+            callbacks=self._callbacks(policy, validation=split is not None, recipe=recipe),
             device=device,
             verbose=int(self.verbose >= 1),
             amp_dtype=amp_dtype,
             compile=bool(self.compile),
             **self._net_kwargs(),
+            **({"l2sp": float(self.l2sp)} if self.l2sp else {}),
+            **self._loss_net_kwargs(network),
             **{f"optimizer__{k}": v for k, v in opt_kwargs.items()},
         )
 
@@ -564,47 +613,89 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         cuda_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
         with torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)
+            head_epochs = 0
             if continuing:
                 self._sync_device()
                 net, policy = self.net_, self.freeze_policy_
                 network = net.module_
+                recipe = self.training_recipe_
             else:
                 policy = resolve_freeze_policy(self.freeze)
                 if hasattr(policy, "validate"):
                     policy.validate()
+                if hasattr(policy, "head_stage_epochs"):  # LP-FT: head first, then all
+                    head_epochs = policy.head_stage_epochs(int(self.max_epochs))
                 network = self._build_network(inputs, policy, device)
-                net = self._make_net(network, policy, seed, device, amp_dtype, fraction)
-            use_cache = self._cache_plan(network, policy)
-            digest = None
-            if use_cache:
-                digest = getattr(self, "backbone_digest_", None) if continuing else None
-                digest = digest or backbone_digest(network.backbone)
-                features = self._cached_features(network.backbone, digest, inputs,
-                                                 str(net.device), net.amp_dtype)
-                y_t = torch.as_tensor(y_enc)
-                dataset = _on_device_if_it_fits(ArrayDataset(features, y_t, weights), device)
-            else:
-                y_t = torch.as_tensor(y_enc)
+                recipe = self._training_recipe(network, policy)
+                net = self._make_net(network, policy, seed, device, amp_dtype, fraction,
+                                     recipe)
+            y_t = torch.as_tensor(y_enc)
+            stages_ = []
+            if head_epochs:
+                head_cache = self._cache_plan(network, FreezeBackbone())
+                head_data = (self._feature_dataset(network, inputs, y_t, weights, net, device)
+                             if head_cache else None)
+                use_cache, digest = False, None
                 dataset = self._dataset(inputs, network.backbone.image_size, y_t, weights,
                                         device)
-            net.head_only = use_cache
-            if partial:
-                net.train_split = None
-                with _early_stopping_paused(net):
-                    net.partial_fit(dataset, y_enc, epochs=1)
-            elif continuing:
-                net.train_split = (HoldOut(fraction, seed, stratify=self._stratify)
-                                   if fraction else None)
-                net.max_epochs = int(self.max_epochs)
-                net.partial_fit(dataset, y_enc)
+                marks = {}
+
+                def unfreeze(net):
+                    marks["first"] = len(net.history)
+                    policy.unfreeze(net.module_)
+                    net.initialize_optimizer()  # a fresh optimizer for the new stage
+
+                stages = [(head_epochs, head_data or dataset, head_cache, None),
+                          (int(self.max_epochs) - head_epochs, dataset, False, unfreeze)]
+                run_stages(net, y_enc, stages)
+                if "first" in marks and marks["first"] < len(net.history):
+                    net.history[marks["first"]]["unfrozen"] = True
+                stages_ = [
+                    {"stage": "head", "epochs": head_epochs, "cached_features": head_cache,
+                     "epochs_run": marks.get("first", len(net.history))},
+                    {"stage": "fine-tune", "epochs": int(self.max_epochs) - head_epochs,
+                     "cached_features": False,
+                     "epochs_run": len(net.history) - marks.get("first", len(net.history))},
+                ]
             else:
-                net.fit(dataset, y_enc)
+                use_cache = self._cache_plan(network, policy)
+                digest = None
+                if use_cache:
+                    digest = getattr(self, "backbone_digest_", None) if continuing else None
+                    digest = digest or backbone_digest(network.backbone)
+                    features = self._cached_features(network.backbone, digest, inputs,
+                                                     str(net.device), net.amp_dtype)
+                    dataset = _on_device_if_it_fits(ArrayDataset(features, y_t, weights),
+                                                    device)
+                else:
+                    dataset = self._dataset(inputs, network.backbone.image_size, y_t,
+                                            weights, device)
+                net.head_only = use_cache
+                n_before = len(net.history) if continuing else 0
+                if partial:
+                    net.train_split = None
+                    with _early_stopping_paused(net):
+                        net.partial_fit(dataset, y_enc, epochs=1)
+                elif continuing:
+                    net.train_split = (HoldOut(fraction, seed, stratify=self._stratify)
+                                       if fraction else None)
+                    net.max_epochs = int(self.max_epochs)
+                    net.partial_fit(dataset, y_enc)
+                else:
+                    net.fit(dataset, y_enc)
+                stages_ = [*getattr(self, "stages_", [])] if continuing else []
+                stages_.append({"stage": "train", "epochs": int(self.max_epochs),
+                                "cached_features": use_cache,
+                                "epochs_run": len(net.history) - n_before})
         if not (partial or self.warm_start) and net.optimizer_ is not None:
             net.optimizer_.state.clear()  # optimizer moments are not needed to predict
         release_device_memory(device)
 
         self.net_ = net
         self.feature_cache_used_ = use_cache
+        self.training_recipe_ = recipe
+        self.stages_ = stages_
+        net.l2sp_reference_ = None  # the starting weights are not needed to predict
         self.backbone_digest_ = digest
         self.freeze_policy_ = policy
         self.input_kind_ = inputs.kind
@@ -615,21 +706,23 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     def _build_network(self, inputs: Inputs, policy, device: str) -> TransferNetwork:
         backbone = self._make_backbone(inputs)
         head = make_head(backbone.num_features, self._n_outputs(), self.head)
-        if self.augment and backbone.kind != "image":
+        if self.tta and backbone.kind != "image":
+            warnings.warn(
+                "tta=True averages predictions over mirrored images; X holds tabular data, "
+                "so it does nothing here",
+                UserWarning,
+                stacklevel=5,
+            )
+        if self.augment is True and backbone.kind != "image":
             warnings.warn(
                 "augment=True does nothing on tabular data (it flips and shifts images); "
                 "it is ignored and the feature cache stays available",
                 UserWarning,
                 stacklevel=5,
             )
-        if self.tta and backbone.kind != "image":
-            warnings.warn(
-                "tta=True averages predictions over mirrored images; X holds tabular data, "
-                "so it does nothing here",
-                UserWarning,
-                stacklevel=4,
-            )
-        augment = RandomFlipCrop() if self.augment and backbone.kind == "image" else None
+            augment = None
+        else:
+            augment = make_augment(self.augment, backbone)
         network = TransferNetwork(backbone, head, augment)
         policy.apply(network)
         self._warn_if_freezing_random_weights(network)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils._param_validation import InvalidParameterError, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d
@@ -27,6 +27,7 @@ from ._base_estimator import (  # noqa: F401  (inference_batch_size: public befo
     inference_batch_size,
 )
 from ._training import TrainAccuracy, WeightedNet
+from .augment import make_mixer
 
 __all__ = ["TrainingDivergedError", "TransferClassifier"]
 
@@ -61,7 +62,7 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         The new classifier on the embeddings: linear, or an MLP with these hidden sizes.
     backbone_kwargs : dict, default=None
         Architecture options for a registry backbone (``{"hidden": (64, 32)}`` for mlp).
-    optimizer : {"adam", "adamw", "sgd"} or torch optimizer class, default="adam"
+    optimizer : {"auto", "adam", "adamw", "sgd"} or torch optimizer class, default="auto"
         ``"sgd"`` uses momentum 0.9. A class is any ``torch.optim.Optimizer`` subclass whose
         ``step`` needs no closure (``LBFGS`` is refused: mini-batch training gives none).
     lr : float, default=1e-3
@@ -70,8 +71,22 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
     backbone_lr_mult : float, default=None
         Learning-rate multiplier for trainable backbone parameters, finite and >= 0;
         ``None`` takes the freeze policy's default (1.0, or 0.1 for ``"gradual"``).
+    lr_schedule : {"auto", "constant", "cosine", "onecycle"}, default="auto"
+        Learning-rate schedule stepped after every batch (:mod:`sktransfer.schedules`);
+        each training stage gets its own.
+    warmup : float in [0, 1) or "auto", default="auto"
+        Share of the steps of linear warmup at the start of each stage.
+    layer_decay : float in (0, 1], None or "auto", default="auto"
+        Layer-wise learning-rate decay: the backbone's layer group ``k`` below the head
+        trains at ``lr * backbone_lr_mult * layer_decay ** k`` (ULMFiT, BEiT). ``"auto"``
+        in these four parameters resolves to a measured recipe (``training_recipe_``, see
+        the user guide's fine-tuning page).
     weight_decay : float, default=0.0
         Passed to the optimizer; finite and >= 0.
+    l2sp : float, default=0.0
+        L2-SP strength (Li et al. 2018): ``l2sp / 2 * ||w - w0||^2`` pulls the trainable
+        backbone toward its starting weights; with it, ``weight_decay`` applies to the
+        head only.
     max_epochs : int, default=20
         Training epochs (fewer with early stopping).
     batch_size : int, default=64
@@ -97,9 +112,16 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         in [0, 1] in every form; others are refused with the conversion to make.
     image_size : int, default=None
         Resolution images are resized to; ``None`` uses the backbone's own.
-    augment : bool, default=False
-        Random horizontal flips and small shifts of training images. On tabular data it
-        does nothing: a warning says so, and the feature cache stays available.
+    augment : bool, {"flip_crop", "trivialaugment", "randaugment"} or v2 transform, \
+default=False
+        Training-image augmentation on the device (:mod:`sktransfer.augment`): ``True``
+        flips and small shifts; the names are torchvision ``v2`` policies; a v2 transform
+        object is applied per image in [0, 1]. On tabular data ``True`` does nothing:
+        a warning says so, and the feature cache stays available.
+    mixup, cutmix : float, default=0.0
+        Beta concentrations of MixUp / CutMix of training images (0: off).
+    label_smoothing : float in [0, 1), default=0.0
+        As in ``torch.nn.CrossEntropyLoss``; works with sample weights and mixing.
     cache_features : {"auto", True, False}, default="auto"
         Reuse a frozen backbone's embeddings across epochs, folds, grid candidates and
         predictions (see :mod:`sktransfer.cache`). ``"auto"`` caches wherever it is exact:
@@ -161,6 +183,13 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
     backbone_digest_ : str or None
         Digest of the frozen backbone's weights, computed once at fit, that keys its cached
         features; None when the cache was not used.
+    training_recipe_ : dict
+        ``optimizer``, ``lr_schedule``, ``warmup`` and ``layer_decay`` as this fit used
+        them (``"auto"`` resolved).
+    stages_ : list of dict
+        The training stages run: one ``"train"`` stage, or ``"head"`` then
+        ``"fine-tune"`` for ``freeze="gradual"``, each with its planned ``epochs``,
+        ``epochs_run`` and whether it trained on ``cached_features``.
 
     Examples
     --------
@@ -179,6 +208,9 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
     _parameter_constraints: dict = {
         **_TransferEstimatorBase._parameter_constraints,
         "class_weight": [None, StrOptions({"balanced"}), dict],
+        "mixup": [Interval(Real, 0, math.inf, closed="left")],
+        "cutmix": [Interval(Real, 0, math.inf, closed="left")],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
     }
     _net_class = WeightedNet
     _stratify = True
@@ -191,10 +223,14 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         freeze: Any = "none",
         head: str | Sequence[int] = "linear",
         backbone_kwargs: dict | None = None,
-        optimizer: Any = "adam",
+        optimizer: Any = "auto",
         lr: float = 1e-3,
         backbone_lr_mult: float | None = None,
+        lr_schedule: str = "auto",
+        warmup: float | str = "auto",
+        layer_decay: float | str | None = "auto",
         weight_decay: float = 0.0,
+        l2sp: float = 0.0,
         max_epochs: int = 20,
         batch_size: int = 64,
         validation_fraction: float | None = None,
@@ -202,7 +238,10 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         class_weight: Any = None,
         input_shape: tuple[int, ...] | None = None,
         image_size: int | None = None,
-        augment: bool = False,
+        augment: Any = False,
+        mixup: float = 0.0,
+        cutmix: float = 0.0,
+        label_smoothing: float = 0.0,
         cache_features: bool | str = "auto",
         cache_dir: Any = None,
         mixed_precision: bool | str = "auto",
@@ -218,7 +257,8 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         super().__init__(
             backbone, weights=weights, freeze=freeze, head=head,
             backbone_kwargs=backbone_kwargs, optimizer=optimizer, lr=lr,
-            backbone_lr_mult=backbone_lr_mult, weight_decay=weight_decay,
+            backbone_lr_mult=backbone_lr_mult, lr_schedule=lr_schedule, warmup=warmup,
+            layer_decay=layer_decay, weight_decay=weight_decay, l2sp=l2sp,
             max_epochs=max_epochs, batch_size=batch_size,
             validation_fraction=validation_fraction, early_stopping=early_stopping,
             input_shape=input_shape, image_size=image_size, augment=augment,
@@ -228,6 +268,9 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
             random_state=random_state, verbose=verbose,
         )
         self.class_weight = class_weight
+        self.mixup = mixup
+        self.cutmix = cutmix
+        self.label_smoothing = label_smoothing
 
     # ------------------------------------------------------------------ task hooks
     def _validate_more(self) -> None:
@@ -285,6 +328,16 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
 
     def _task_callbacks(self) -> list:
         return [("train_acc", TrainAccuracy())]
+
+    def _loss_net_kwargs(self, network) -> dict:
+        mixer = make_mixer(self.mixup, self.cutmix, network.backbone.kind)
+        kwargs: dict = {"mixer": mixer} if mixer is not None else {}
+        if self.label_smoothing:
+            kwargs["label_smoothing"] = float(self.label_smoothing)
+        return kwargs
+
+    def _mixes_inputs(self) -> bool:
+        return bool(self.mixup or self.cutmix)
 
     def _target_sample_weights(self, y_enc: np.ndarray) -> np.ndarray | None:
         if self.class_weight is None:

@@ -66,11 +66,12 @@ class TransferRegressor(RegressorMixin, _TransferEstimatorBase):
     Parameters
     ----------
     backbone, weights, freeze, head, backbone_kwargs, optimizer, lr, backbone_lr_mult, \
-weight_decay, max_epochs, batch_size, validation_fraction, early_stopping, input_shape, \
+lr_schedule, warmup, layer_decay, weight_decay, l2sp, max_epochs, batch_size, validation_fraction, early_stopping, input_shape, \
 image_size, augment, cache_features, cache_dir, mixed_precision, compile, device, \
 num_workers, callbacks, warm_start, tta, random_state, verbose
         As for :class:`~sktransfer.TransferClassifier` (the validation hold-out is a
-        plain random split, not stratified).
+        plain random split, not stratified). MixUp, CutMix and label smoothing are
+        classification techniques and are not parameters here.
 
     Attributes
     ----------
@@ -123,17 +124,21 @@ num_workers, callbacks, warm_start, tta, random_state, verbose
         freeze: Any = "none",
         head: str | Sequence[int] = "linear",
         backbone_kwargs: dict | None = None,
-        optimizer: Any = "adam",
+        optimizer: Any = "auto",
         lr: float = 1e-3,
         backbone_lr_mult: float | None = None,
+        lr_schedule: str = "auto",
+        warmup: float | str = "auto",
+        layer_decay: float | str | None = "auto",
         weight_decay: float = 0.0,
+        l2sp: float = 0.0,
         max_epochs: int = 20,
         batch_size: int = 64,
         validation_fraction: float | None = None,
         early_stopping: int | None = None,
         input_shape: tuple[int, ...] | None = None,
         image_size: int | None = None,
-        augment: bool = False,
+        augment: Any = False,
         cache_features: bool | str = "auto",
         cache_dir: Any = None,
         mixed_precision: bool | str = "auto",
@@ -149,7 +154,8 @@ num_workers, callbacks, warm_start, tta, random_state, verbose
         super().__init__(
             backbone, weights=weights, freeze=freeze, head=head,
             backbone_kwargs=backbone_kwargs, optimizer=optimizer, lr=lr,
-            backbone_lr_mult=backbone_lr_mult, weight_decay=weight_decay,
+            backbone_lr_mult=backbone_lr_mult, lr_schedule=lr_schedule, warmup=warmup,
+            layer_decay=layer_decay, weight_decay=weight_decay, l2sp=l2sp,
             max_epochs=max_epochs, batch_size=batch_size,
             validation_fraction=validation_fraction, early_stopping=early_stopping,
             input_shape=input_shape, image_size=image_size, augment=augment,

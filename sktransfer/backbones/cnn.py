@@ -28,6 +28,17 @@ def _conv_block(c_in: int, c_out: int) -> list[nn.Module]:
     ]
 
 
+def _layer_groups(layers: list[nn.Module]) -> list[list[str]]:
+    """Each convolution with its BatchNorm, and the embedding layer (layer-wise LR decay)."""
+    groups: list[list[str]] = []
+    for i, m in enumerate(layers):
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            groups.append([str(i)])
+        elif isinstance(m, nn.BatchNorm2d) and groups:
+            groups[-1].append(str(i))
+    return groups
+
+
 def cnn(
     *,
     input_shape: tuple[int, ...] | None = None,
@@ -89,6 +100,7 @@ def cnn(
                 "image_size": image_size,
             },
         ),
+        layer_groups=_layer_groups(layers),
     )
     if weights is not None:
         if weights.lower() in ("imagenet", "default"):

@@ -11,6 +11,7 @@ from ..baselines import make_baseline
 from ..compare import ComparisonResult, compare
 from ..datasets import GAS_NAMES, make_gas_binary, split_gas_batches
 from ..estimator import TransferClassifier
+from ..freeze import GradualUnfreeze
 from ._common import baselines_in, few_label_splits, say, select_strategies, torch_threads
 
 __all__ = ["GAS_STRATEGIES", "parse_gas_task", "run_gas"]
@@ -67,7 +68,8 @@ def _neural_models(selected, backbone, common, lr, fe_lr) -> dict[str, TransferC
         "fine-tune": dict(freeze="none", lr=lr),
         "feature-extraction": dict(freeze="backbone", lr=fe_lr),
         "last-2": dict(freeze="last:2", lr=lr),
-        "gradual": dict(freeze="gradual", lr=lr),
+        # LP-FT must leave epochs to fine-tune in: at most 3 head epochs, one less than all
+        "gradual": dict(freeze=GradualUnfreeze(min(3, common["max_epochs"] - 1)), lr=lr),
     }
     models = {}
     if "scratch" in selected:

@@ -24,7 +24,7 @@ GAS_STRATEGIES = (
 #: Target-training settings of the gas experiment's networks (the defaults of
 #: :func:`run_gas`), for reuse in a search: ``TransferClassifier(..., **GAS_FINE_TUNE)``.
 GAS_FINE_TUNE: dict[str, Any] = {
-    "max_epochs": 60, "batch_size": 16, "lr": 1e-3, "validation_fraction": None,
+    "max_epochs": 150, "batch_size": 8, "lr": 3e-4, "validation_fraction": None,
 }
 
 
@@ -129,12 +129,12 @@ def run_gas(
     task: str = "multiclass",
     repeats: int = 5,
     strategies: str | Iterable[str] | None = None,
-    epochs: int = 60,
+    epochs: int = GAS_FINE_TUNE["max_epochs"],
     source_epochs: int = 40,
     hidden: Sequence[int] = (256, 128),
-    lr: float = 1e-3,
+    lr: float = GAS_FINE_TUNE["lr"],
     head_lr: float = 1e-2,
-    batch_size: int = 16,
+    batch_size: int = GAS_FINE_TUNE["batch_size"],
     preprocessing: str = "batch",
     validation_fraction: float | None = None,
     seed: int = 0,
@@ -182,17 +182,18 @@ def run_gas(
         Labelled/scored splits per target batch.
     strategies : str or iterable of str, default=None
         Subset of :data:`GAS_STRATEGIES` (or baseline names); default all.
-    epochs : int, default=60
-        Training epochs on the labelled target rows.
+    epochs : int, default=150
+        Training epochs on the labelled target rows (with about 20 labelled rows and
+        batches of 8, 60 epochs are under 200 optimiser steps: too few, measured).
     source_epochs : int, default=40
         Pretraining epochs on the source batches.
     hidden : sequence of int, default=(256, 128)
         Hidden layers of the MLP.
-    lr : float, default=1e-3
-        Adam learning rate (pretraining, scratch and fine-tuning).
+    lr : float, default=3e-4
+        Adam learning rate on the target (scratch and fine-tuning); pretraining uses 1e-3.
     head_lr : float, default=1e-2
         Learning rate of feature extraction (a new linear head alone).
-    batch_size : int, default=16
+    batch_size : int, default=8
         Mini-batch size on the target (64 for pretraining).
     preprocessing : {"none", "log", "batch", "log+batch"}, default="batch"
         Input transform applied to every batch before anything is fitted, the same for
@@ -264,6 +265,7 @@ def run_gas(
         "source_batches": list(source_batches), "target_batches": list(target_batches),
         "label_fraction": label_fraction, "repeats": repeats, "strategies": selected,
         "epochs": epochs, "source_epochs": source_epochs, "hidden": list(hidden), "lr": lr,
+        "source_lr": 1e-3,
         "head_lr": head_lr, "batch_size": batch_size, "source_batch_size": 64,
         "preprocessing": preprocessing,
         "validation_fraction": validation_fraction, "class_weight": class_weight,
@@ -278,7 +280,7 @@ def run_gas(
             say(f"pretraining the MLP on batches {list(source_batches)} "
                 f"({len(y_src)} rows, {source_epochs} epochs)", progress)
             source = pretrain_source(
-                X_src, y_src, hidden=hidden, epochs=source_epochs, lr=lr,
+                X_src, y_src, hidden=hidden, epochs=source_epochs,
                 class_weight=class_weight, device=device, seed=seed, verbose=verbose)
             last = source.history_.iloc[-1]
             settings["source_model"] = {

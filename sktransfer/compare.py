@@ -1,64 +1,56 @@
 """Compare models on the same folds: scratch, transferred and classical, side by side.
 
-:func:`compare` fits every model on the same splits and scores it with the same metrics;
-its :class:`ComparisonResult` holds the table, the training curves and the confusion
-matrices, and draws and saves the report (through :mod:`sktransfer.report`, imported only
-when a plot or a report is asked for).
+:func:`compare` fits every model on the same splits and scores it with scikit-learn
+scorers; the :class:`~sktransfer.results.ComparisonResult` it returns holds the table, the
+training curves and the confusion matrices. Plots and report files are drawn from it by
+:mod:`sktransfer.report`, which this module never imports.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
+import sys
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone, is_regressor
+from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import (
-    accuracy_score,
-    balanced_accuracy_score,
+    check_scoring,
     cohen_kappa_score,
     confusion_matrix,
-    f1_score,
+    get_scorer,
+    get_scorer_names,
+    make_scorer,
     precision_score,
     recall_score,
-    roc_auc_score,
 )
 from sklearn.model_selection import check_cv
 from sklearn.utils import _safe_indexing
+from sklearn.utils.metaestimators import available_if
+
+from .freeze import STRATEGY_FREEZE, strategy_for_policy
+from .results import PRIMARY_METRIC, ComparisonResult  # noqa: F401  (re-exported)
 
 __all__ = ["STRATEGIES", "ComparisonResult", "compare", "infer_strategy"]
 
-#: The strategies a model row can have.
-STRATEGIES = (
-    "scratch",
-    "feature-extraction",
-    "fine-tune",
-    "last-1",
-    "last-2",
-    "gradual",
-    "baseline",
-    "source-only",
-)
+#: The strategies a model row can have: those of :data:`sktransfer.freeze.STRATEGY_FREEZE`,
+#: then classical models and fitted models used as they are.
+STRATEGIES = (*STRATEGY_FREEZE, "baseline", "source-only")
 
 #: Metrics computed for every task, then those added for binary tasks.
 DEFAULT_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "kappa")
 BINARY_METRICS = ("precision", "recall", "roc_auc")
-PRIMARY_METRIC = "balanced_accuracy"
 
-_SIMPLE_METRICS: dict[str, Callable] = {
-    "accuracy": accuracy_score,
-    "balanced_accuracy": balanced_accuracy_score,
-    "f1_macro": lambda t, p: f1_score(t, p, average="macro", zero_division=0),
-    "kappa": cohen_kappa_score,
+#: Short names of this module for scikit-learn scorers (others are sklearn's own names).
+_ALIASES: dict[str, Callable[[], Any]] = {
+    "kappa": lambda: make_scorer(cohen_kappa_score),
 }
-_KNOWN_METRICS = (*DEFAULT_METRICS, *BINARY_METRICS)
+_PER_CLASS = {"precision": precision_score, "recall": recall_score}
 
 
 # ---------------------------------------------------------------------- strategy inference
@@ -70,12 +62,16 @@ def _final_step(estimator: Any) -> Any:
 def infer_strategy(estimator: Any) -> str:
     """The strategy of a model, read from its parameters.
 
-    A :class:`~sktransfer.TransferClassifier` (or a pipeline ending in one) is
-    ``"feature-extraction"`` with ``freeze="backbone"``, ``"last-1"``/``"last-2"`` with
-    ``"last:1"``/``"last:2"``, ``"gradual"`` with ``"gradual"``, and with ``"none"``
-    ``"fine-tune"`` when it starts from pretrained weights (``weights`` set, or a
-    backbone that is not a registry name: an exported backbone, a checkpoint, a module),
-    else ``"scratch"``. Any other estimator is a ``"baseline"``.
+    A :class:`~sklearn.frozen.FrozenEstimator` (a fitted model used as it is, never
+    refitted) is ``"source-only"``. A :class:`~sktransfer.TransferClassifier` or
+    :class:`~sktransfer.TransferRegressor` (or a
+    pipeline ending in one) gets the strategy of its freeze policy, read from the one
+    table :data:`sktransfer.freeze.STRATEGY_FREEZE`: ``"feature-extraction"`` with
+    ``freeze="backbone"``, ``"last-1"``/``"last-2"`` with ``"last:1"``/``"last:2"``,
+    ``"gradual"`` with ``"gradual"``, and with ``"none"`` ``"fine-tune"`` when it starts
+    from pretrained weights (``weights`` set, or a backbone that is not a registry name: an
+    exported backbone, a checkpoint, a module), else ``"scratch"``. Any other estimator is
+    a ``"baseline"``.
 
     Parameters
     ----------
@@ -85,8 +81,7 @@ def infer_strategy(estimator: Any) -> str:
     Returns
     -------
     str
-        One of :data:`STRATEGIES` (never ``"source-only"``, which says how a model is used,
-        not how it is built: pass it in ``compare(strategies=...)``).
+        One of :data:`STRATEGIES`.
 
     Examples
     --------
@@ -98,26 +93,19 @@ def infer_strategy(estimator: Any) -> str:
     ...                                   freeze="backbone"))
     'feature-extraction'
     """
-    from .estimator import TransferClassifier
-    from .freeze import FreezeBackbone, FreezeLast, FreezeNone, FreezePolicy, GradualUnfreeze
+    from ._base_estimator import _TransferEstimatorBase
 
+    if isinstance(estimator, FrozenEstimator):
+        return "source-only"
     final = _final_step(estimator)
-    if not isinstance(final, TransferClassifier):
+    if not isinstance(final, _TransferEstimatorBase) or not hasattr(final, "freeze"):
         return "baseline"
     freeze = final.freeze
     if freeze is None or isinstance(freeze, str):
         from .registry import resolve_freeze_policy
 
         freeze = resolve_freeze_policy(freeze)
-    if isinstance(freeze, FreezeBackbone):
-        return "feature-extraction"
-    if isinstance(freeze, FreezeLast):
-        return {1: "last-1", 2: "last-2"}.get(freeze.k, "fine-tune")
-    if isinstance(freeze, GradualUnfreeze):
-        return "gradual"
-    if isinstance(freeze, FreezePolicy) and not isinstance(freeze, FreezeNone):
-        return "feature-extraction" if freeze.keeps_backbone_frozen() else "fine-tune"
-    return "fine-tune" if _is_pretrained(final) else "scratch"
+    return strategy_for_policy(freeze, pretrained=_is_pretrained(final))
 
 
 def _is_pretrained(clf: Any) -> bool:
@@ -144,100 +132,167 @@ def _sanitize(name: Any) -> str:
     return text or "class"
 
 
-def _resolve_scoring(scoring, binary: bool) -> tuple[list[str], dict[str, Callable]]:
-    """(built-in metric names, custom metrics) from the ``scoring`` argument."""
-    defaults = [*DEFAULT_METRICS, *(BINARY_METRICS if binary else ())]
-    if scoring is None:
-        return defaults, {}
-    if isinstance(scoring, Mapping):
-        for name, func in scoring.items():
-            if not callable(func):
-                raise ValueError(f"scoring[{name!r}] must be a callable(y_true, y_pred)")
-        return defaults, dict(scoring)
-    if isinstance(scoring, str):
-        scoring = [scoring]
-    names = list(scoring)
-    unknown = [n for n in names if n not in _KNOWN_METRICS]
-    if unknown:
+def _named_scorer(name: str) -> Any:
+    if name in _ALIASES:
+        return _ALIASES[name]()
+    try:
+        return get_scorer(name)
+    except ValueError:
         raise ValueError(
-            f"unknown metric(s) {unknown}; built-in metrics: {', '.join(_KNOWN_METRICS)} "
-            "(pass a dict name -> callable(y_true, y_pred) for others)"
-        )
+            f"unknown metric {name!r}; use {', '.join((*DEFAULT_METRICS, *BINARY_METRICS))}, "
+            "any scikit-learn scorer name (sklearn.metrics.get_scorer_names(), e.g. "
+            f"{', '.join(get_scorer_names()[:3])}...), or a dict name -> scorer"
+        ) from None
+
+
+def _resolve_scoring(scoring, binary: bool, labels, class_names) -> dict[str, Any]:
+    """Metric column -> scikit-learn scorer, from the ``scoring`` argument.
+
+    ``"precision"`` and ``"recall"`` expand to one scorer per class
+    (``precision_<class>``); other names are :func:`sklearn.metrics.get_scorer` names or
+    aliases of this module (``"kappa"``). A dict adds its scorers to the defaults.
+    """
+    defaults = [*DEFAULT_METRICS, *(BINARY_METRICS if binary else ())]
+    custom: dict[str, Any] = {}
+    if scoring is None:
+        names = defaults
+    elif isinstance(scoring, Mapping):
+        names = defaults
+        for name, scorer in scoring.items():
+            if isinstance(scorer, str):
+                scorer = _named_scorer(scorer)
+            elif not callable(scorer):
+                raise ValueError(
+                    f"scoring[{name!r}] must be a scorer name or a scorer "
+                    "callable(estimator, X, y), e.g. sklearn.metrics.make_scorer(func)"
+                )
+            custom[str(name)] = scorer
+    else:
+        names = [scoring] if isinstance(scoring, str) else list(scoring)
+        if not all(isinstance(n, str) for n in names):
+            raise ValueError("scoring must be a metric name, a list of names or a dict "
+                             "name -> scorer")
     if not binary and "roc_auc" in names:
-        raise ValueError("roc_auc is computed for binary tasks only")
-    return names, {}
-
-
-def _metric_columns(builtins: list[str], custom: dict, labels, class_names) -> list[str]:
-    columns = []
-    for name in builtins:
-        if name in ("precision", "recall"):
-            columns += [f"{name}_{class_names[c]}" for c in labels]
+        raise ValueError("roc_auc is computed for binary tasks only; for several classes "
+                         "use 'roc_auc_ovr' or 'roc_auc_ovo'")
+    scorers: dict[str, Any] = {}
+    for name in names:
+        if name in _PER_CLASS:
+            for c in labels:
+                scorers[f"{name}_{class_names[c]}"] = make_scorer(
+                    _PER_CLASS[name], labels=[c], average="macro", zero_division=0)
         else:
-            columns.append(name)
-    return columns + list(custom)
+            scorers[name] = _named_scorer(name)
+    return {**scorers, **custom}
 
 
-def _score(y_true, y_pred, y_score, builtins, custom, labels, class_names) -> dict[str, float]:
-    out: dict[str, float] = {}
+#: what a regression comparison scores when ``scoring`` is None
+REGRESSION_METRICS = ("r2", "neg_mean_absolute_error", "neg_root_mean_squared_error")
+
+
+def _resolve_regression_scoring(scoring) -> dict[str, Any]:
+    if scoring is None:
+        names, custom = list(REGRESSION_METRICS), {}
+    elif isinstance(scoring, Mapping):
+        names = list(REGRESSION_METRICS)
+        custom = {str(k): _named_scorer(v) if isinstance(v, str) else v
+                  for k, v in scoring.items()}
+    else:
+        names, custom = ([scoring] if isinstance(scoring, str) else list(scoring)), {}
+    return {**{n: _named_scorer(n) for n in names}, **custom}
+
+
+class _PredictedRegression(RegressorMixin, BaseEstimator):
+    """A regressor's stored test predictions, dressed as a fitted regressor for scorers."""
+
+    def __init__(self, y_pred):
+        self.y_pred = y_pred
+
+    def fit(self, X, y):  # pragma: no cover - never refitted
+        return self
+
+    def predict(self, X):
+        return self.y_pred
+
+
+class _Predicted(ClassifierMixin, BaseEstimator):
+    """A model's stored test outputs, dressed as a fitted classifier for sklearn scorers.
+
+    Each model predicts its test rows once; every scorer then reads the stored outputs,
+    whatever response method (``predict``, ``predict_proba``, ``decision_function``) it
+    asks for.
+    """
+
+    def __init__(self, classes, y_pred, proba=None, decision=None):
+        self.classes = classes
+        self.y_pred = y_pred
+        self.proba = proba
+        self.decision = decision
+
+    @property
+    def classes_(self):
+        return np.asarray(self.classes)
+
+    def fit(self, X, y):  # pragma: no cover - never refitted
+        return self
+
+    def predict(self, X):
+        return self.y_pred
+
+    @available_if(lambda self: self.proba is not None)
+    def predict_proba(self, X):
+        return self.proba
+
+    @available_if(lambda self: self.decision is not None)
+    def decision_function(self, X):
+        return self.decision
+
+
+def _score(fit: dict, scorers: dict[str, Any]) -> dict[str, float]:
+    """Every metric of one fit, from its stored outputs; a metric that cannot be computed
+    on these rows (ROC AUC of a one-class fold...) is NaN."""
+    if fit["classes"] is None:
+        stored = _PredictedRegression(fit["y_pred"])
+    else:
+        stored = _Predicted(fit["classes"], fit["y_pred"], fit["proba"], fit["decision"])
+    scorer = check_scoring(stored, scoring=scorers, raise_exc=False)
+    X_dummy = np.zeros((len(fit["y_true"]), 1))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. kappa of constant predictions
-        for name in builtins:
-            if name in ("precision", "recall"):
-                func = precision_score if name == "precision" else recall_score
-                values = func(y_true, y_pred, labels=labels, average=None, zero_division=0)
-                out.update({f"{name}_{class_names[c]}": float(v) for c, v in zip(labels, values)})
-            elif name == "roc_auc":
-                ok = y_score is not None and len(np.unique(y_true)) == 2
-                out[name] = float(roc_auc_score(y_true == labels[1], y_score)) if ok else math.nan
-            else:
-                out[name] = float(_SIMPLE_METRICS[name](y_true, y_pred))
-        for name, func in custom.items():
-            out[name] = float(func(y_true, y_pred))
+        values = scorer(stored, X_dummy, fit["y_true"])
+    out = {}
+    for name in scorers:
+        value = values.get(name)
+        try:
+            out[name] = float(value)
+        except (TypeError, ValueError):
+            out[name] = float("nan")  # the scorer failed: its message is in ``value``
     return out
 
 
-def _positive_score(est, X, proba, pos_label) -> np.ndarray | None:
-    """Scores of the positive class, from probabilities or the decision function."""
-    classes = list(getattr(est, "classes_", []))
-    if pos_label not in classes:
-        return None
-    if proba is not None:
-        return proba[:, classes.index(pos_label)]
-    if hasattr(est, "decision_function"):
-        scores = np.asarray(est.decision_function(X))
-        if scores.ndim == 1 and len(classes) == 2:
-            return scores if classes[1] == pos_label else -scores
-    return None
-
-
 # ---------------------------------------------------------------------- fitting
-def _fit_predict(name, estimator, strategy, split, X_tr, y_tr, X_te, y_te, pos_label) -> dict:
-    """Fit one model on one split (unless it is used as given) and predict the test rows."""
+def _fit_predict(name, estimator, strategy, split, X_tr, y_tr, X_te, y_te) -> dict:
+    """Fit one model on one split (a frozen one is used as given) and predict the test rows."""
     from .estimator import TransferClassifier
 
-    if strategy == "source-only":
-        est, fit_time = estimator, 0.0
-    else:
-        est = clone(estimator)
-        start = time.perf_counter()
-        est.fit(X_tr, y_tr)
-        fit_time = time.perf_counter() - start
+    if strategy == "source-only" and not isinstance(estimator, FrozenEstimator):
+        estimator = FrozenEstimator(estimator)
+    est = clone(estimator)  # a FrozenEstimator clones to itself
     start = time.perf_counter()
-    proba = None
+    est.fit(X_tr, y_tr)  # a no-op for a FrozenEstimator
+    fit_time = 0.0 if strategy == "source-only" else time.perf_counter() - start
+    start = time.perf_counter()
+    proba = decision = None
     if isinstance(_final_step(est), TransferClassifier):
-        proba = est.predict_proba(X_te)
+        proba = est.predict_proba(X_te)  # one forward pass gives both
         y_pred = np.asarray(est.classes_)[np.argmax(proba, axis=1)]
     else:
         y_pred = est.predict(X_te)
     predict_time = time.perf_counter() - start
-    y_score = None
-    if pos_label is not None:
-        if proba is None and hasattr(est, "predict_proba") and not hasattr(
-            est, "decision_function"
-        ):
-            proba = est.predict_proba(X_te)
-        y_score = _positive_score(est, X_te, proba, pos_label)
+    if proba is None and hasattr(est, "predict_proba"):
+        proba = est.predict_proba(X_te)
+    if hasattr(est, "decision_function"):
+        decision = est.decision_function(X_te)
     # A source-only model did not train here: its pretraining curves are not shown.
     history = None if strategy == "source-only" else getattr(_final_step(est), "history_", None)
     if isinstance(history, pd.DataFrame):
@@ -245,9 +300,11 @@ def _fit_predict(name, estimator, strategy, split, X_tr, y_tr, X_te, y_te, pos_l
     return {
         "model": name,
         "split": split,
+        "classes": np.asarray(est.classes_) if hasattr(est, "classes_") else None,
         "y_true": np.asarray(y_te),
         "y_pred": np.asarray(y_pred),
-        "y_score": y_score,
+        "proba": proba,
+        "decision": decision,
         "fit_time_s": fit_time,
         "predict_time_s": predict_time,
         "n_train": 0 if strategy == "source-only" else len(y_tr),
@@ -256,14 +313,14 @@ def _fit_predict(name, estimator, strategy, split, X_tr, y_tr, X_te, y_te, pos_l
     }
 
 
-def _splits(X, y, cv, groups, test):
+def _splits(X, y, cv, groups, test, classifier: bool = True):
     """Yield (split index, X_train, y_train, X_test, y_test)."""
     if test is not None:
         if not (isinstance(test, Sequence) and len(test) == 2):
             raise ValueError("test must be a pair (X_test, y_test)")
         yield 0, X, y, test[0], np.asarray(test[1])
         return
-    splitter = check_cv(cv, y, classifier=True)
+    splitter = check_cv(cv, y, classifier=classifier)
     for i, (train, held) in enumerate(splitter.split(X, y, groups)):
         yield (i, _safe_indexing(X, train), y[train], _safe_indexing(X, held), y[held])
 
@@ -274,14 +331,14 @@ def compare(
     y: Any,
     *,
     cv: Any = 5,
-    scoring: Sequence[str] | Mapping[str, Callable] | None = None,
+    scoring: str | Sequence[str] | Mapping[str, Any] | None = None,
     groups: Any = None,
     test: tuple[Any, Any] | None = None,
     strategies: Mapping[str, str] | None = None,
     target: str | None = None,
     class_names: Sequence[str] | Mapping[Any, str] | None = None,
     n_jobs: int | None = None,
-    progress: bool = False,
+    progress: bool = True,
     experiment: str = "comparison",
     settings: Mapping[str, Any] | None = None,
 ) -> ComparisonResult:
@@ -294,8 +351,9 @@ def compare(
     Parameters
     ----------
     estimators : dict of str to estimator
-        The models, by the name shown in the table. A model whose strategy is
-        ``"source-only"`` is used as given (already fitted, never refitted).
+        The models, by the name shown in the table. A fitted model wrapped in
+        :class:`sklearn.frozen.FrozenEstimator` (or one whose strategy is given as
+        ``"source-only"``) is used as it is, never refitted.
     X : array-like, DataFrame or image array
         The data the models are fitted (and, with ``cv``, scored) on.
     y : array-like of shape (n_samples,)
@@ -304,12 +362,15 @@ def compare(
         As in scikit-learn (an int means stratified k-fold). A list of precomputed
         ``(train_idx, test_idx)`` pairs gives repeated few-label splits, e.g. from
         ``StratifiedShuffleSplit(train_size=0.1)``. Ignored when ``test`` is given.
-    scoring : list of str or dict of str to callable, default=None
-        ``None``: accuracy, balanced accuracy, macro F1 and Cohen's kappa, plus for binary
-        tasks the precision and recall of each class and the ROC AUC. A list restricts to
-        these built-in names (``"accuracy"``, ``"balanced_accuracy"``, ``"f1_macro"``,
-        ``"kappa"``, ``"precision"``, ``"recall"``, ``"roc_auc"``); a dict
-        ``name -> callable(y_true, y_pred)`` adds metrics to the defaults.
+    scoring : str, list of str or dict of str to scorer, default=None
+        Scored with scikit-learn scorers (:func:`sklearn.metrics.get_scorer`), each model
+        predicting its test rows once. ``None``: accuracy, balanced accuracy, macro F1
+        and Cohen's kappa (``"kappa"``), plus for binary tasks the precision and recall of
+        each class (``"precision"``/``"recall"`` give one column per class) and the ROC
+        AUC. A name or a list restricts to those names (any of
+        :func:`sklearn.metrics.get_scorer_names` too); a dict ``name -> scorer``
+        (a scorer name, or a callable ``scorer(estimator, X, y)`` such as
+        :func:`sklearn.metrics.make_scorer` makes) adds metrics to the defaults.
     groups : array-like of shape (n_samples,), default=None
         Group labels passed to the splitter (for ``GroupKFold``...).
     test : tuple (X_test, y_test), default=None
@@ -326,8 +387,9 @@ def compare(
         names such as ``precision_<name>`` and in the plots; default ``str(label)``.
     n_jobs : int, default=None
         Fit (model, split) pairs in parallel with joblib; ``None`` runs them one by one.
-    progress : bool, default=False
-        Show a tqdm progress bar over the (model, split) fits.
+    progress : bool, default=True
+        A tqdm progress bar over the (model, split) fits, on stderr; ``False`` for
+        silence.
     experiment : str, default="comparison"
         Title of the results.
     settings : dict, default=None
@@ -336,7 +398,8 @@ def compare(
     Returns
     -------
     ComparisonResult
-        ``table``, ``histories``, ``rows``, plots and ``save``.
+        ``table``, ``histories``, ``rows``; ``print(result)`` shows the table, and
+        :func:`sktransfer.report.save_report` writes the plots and files.
 
     Examples
     --------
@@ -361,23 +424,32 @@ def compare(
         for name, est in estimators.items()
     }
     y = np.asarray(y)
-    labels = np.unique(y if test is None else np.concatenate([y, np.asarray(test[1])]))
-    binary = len(labels) == 2
-    builtins, custom = _resolve_scoring(scoring, binary)
-    names = _class_names(labels, class_names)
-    pos_label = labels[1] if "roc_auc" in builtins else None
+    kinds = {is_regressor(_final_step(est)) for est in estimators.values()}
+    if len(kinds) > 1:
+        raise ValueError(
+            "estimators mixes regressors and classifiers; compare models of one task at a "
+            "time"
+        )
+    regression = kinds == {True}
+    if regression:
+        labels, names = [], {}
+        scorers = _resolve_regression_scoring(scoring)
+    else:
+        labels = np.unique(y if test is None else np.concatenate([y, np.asarray(test[1])]))
+        binary = len(labels) == 2
+        names = _class_names(labels, class_names)
+        scorers = _resolve_scoring(scoring, binary, labels, names)
 
     tasks = [
-        (name, est, strategy_of[name], *split, pos_label)
-        for split in _splits(X, y, cv, groups, test)
+        (name, est, strategy_of[name], *split)
+        for split in _splits(X, y, cv, groups, test, classifier=not regression)
         for name, est in estimators.items()
     ]
     fits = _run_tasks(tasks, n_jobs, progress, f"{experiment} {target or ''}".strip())
 
     records, histories, outcomes = [], [], {}
     for fit in fits:
-        scores = _score(fit["y_true"], fit["y_pred"], fit["y_score"], builtins, custom,
-                        list(labels), names)
+        scores = _score(fit, scorers)
         records.append({
             "model": fit["model"], "strategy": strategy_of[fit["model"]], "target": target,
             "split": fit["split"], **scores,
@@ -387,20 +459,21 @@ def compare(
             histories.append(fit["history"].assign(target=target))
         outcomes.setdefault(fit["model"], []).append((fit["y_true"], fit["y_pred"]))
 
-    confusion = {
+    confusion = {} if regression else {
         (name, target): _confusion(outcomes[name], labels, names) for name in estimators
     }
+    task = {"task": "regression"} if regression else {
+        "n_classes": len(labels), "classes": [names[c] for c in labels]}
     all_settings = {
         "n_samples": len(y),
-        "n_classes": len(labels),
-        "classes": [names[c] for c in labels],
+        **task,
         "cv": "test set" if test is not None else _describe_cv(cv),
         "n_test_samples": None if test is None else len(test[1]),
         **dict(settings or {}),
     }
     return ComparisonResult(
         scores=pd.DataFrame.from_records(records),
-        metrics=_metric_columns(builtins, custom, labels, names),
+        metrics=list(scorers),
         histories=pd.concat(histories, ignore_index=True) if histories else None,
         confusion=confusion,
         experiment=experiment,
@@ -414,7 +487,8 @@ def _run_tasks(tasks, n_jobs, progress, desc) -> list[dict]:
 
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")
     results = []
-    with tqdm(total=len(tasks), desc=desc, unit="fit", disable=not progress, leave=False) as bar:
+    with tqdm(total=len(tasks), desc=desc, unit="fit", disable=not progress, leave=False,
+              file=sys.stderr) as bar:
         for out in parallel(delayed(_fit_predict)(*task) for task in tasks):
             results.append(out)
             bar.set_postfix_str(out["model"], refresh=False)
@@ -450,390 +524,3 @@ def _describe_cv(cv) -> str:
     return repr(cv)
 
 
-# ---------------------------------------------------------------------- result
-class ComparisonResult:
-    """The outcome of :func:`compare`: scores per split, summary table, curves, plots.
-
-    Parameters
-    ----------
-    scores : pandas.DataFrame
-        One row per (model, target, split): ``model``, ``strategy``, ``target``,
-        ``split``, the metrics, ``fit_time_s``, ``predict_time_s``, ``n_train``,
-        ``n_test``.
-    metrics : list of str
-        The metric columns of ``scores``, in display order.
-    histories : pandas.DataFrame or None
-        Per-epoch curves of the neural models, long format: ``model``, ``target``,
-        ``split``, ``epoch``, ``train_loss``, ``valid_loss``, ``train_acc``,
-        ``valid_acc``, ``dur``.
-    confusion : dict
-        ``(model, target) -> {"labels": [...], "matrix": ndarray}``, summed over splits.
-    experiment : str
-        Title.
-    settings : dict
-        Everything needed to repeat the run.
-    primary_metric : str, default="balanced_accuracy"
-        The metric that ranks models in the summary.
-
-    Attributes
-    ----------
-    table : pandas.DataFrame
-        One row per model (per target): ``<metric>_mean``, ``<metric>_std`` (population
-        standard deviation over splits), ``fit_time_s_mean``, ``predict_time_s_mean``,
-        ``n_train``, ``n_test`` (means over splits).
-    rows : list of dict
-        Flat records for ``results.json``: each metric's mean under its plain name and
-        ``<metric>_std``.
-
-    Examples
-    --------
-    >>> from sklearn.datasets import make_classification
-    >>> from sklearn.linear_model import LogisticRegression
-    >>> from sktransfer.compare import compare
-    >>> X, y = make_classification(100, random_state=0)
-    >>> result = compare({"logreg": LogisticRegression()}, X, y, cv=2)
-    >>> sorted(result.to_json())
-    ['experiment', 'rows', 'settings']
-    """
-
-    def __init__(
-        self,
-        scores: pd.DataFrame,
-        metrics: Sequence[str],
-        histories: pd.DataFrame | None,
-        confusion: dict,
-        experiment: str,
-        settings: Mapping[str, Any],
-        primary_metric: str = PRIMARY_METRIC,
-    ):
-        self.scores = scores
-        self.metrics = list(metrics)
-        self.histories = histories
-        self.confusion = confusion
-        self.experiment = experiment
-        self.settings = dict(settings)
-        self.primary_metric = primary_metric
-
-    def __repr__(self) -> str:
-        return (
-            f"ComparisonResult({self.experiment!r}, models={self.models}, "
-            f"targets={self.targets})"
-        )
-
-    @property
-    def models(self) -> list[str]:
-        """Model names, in the order they were given."""
-        return list(dict.fromkeys(self.scores["model"]))
-
-    @property
-    def targets(self) -> list:
-        """Target names (``[None]`` for a single unnamed target)."""
-        return list(dict.fromkeys(self.scores["target"]))
-
-    def _groups(self):
-        keys = dict.fromkeys(zip(self.scores["target"], self.scores["model"]))
-        for target, model in keys:
-            mask = (self.scores["model"] == model) & _same(self.scores["target"], target)
-            yield model, target, self.scores[mask]
-
-    @property
-    def table(self) -> pd.DataFrame:
-        """Mean and standard deviation over splits, one row per model (per target)."""
-        out = []
-        for model, target, part in self._groups():
-            row = {"model": model, "strategy": part["strategy"].iloc[0], "target": target}
-            for metric in self.metrics:
-                row[f"{metric}_mean"] = _nanmean(part[metric])
-                row[f"{metric}_std"] = _nanstd(part[metric])
-            row["fit_time_s_mean"] = float(part["fit_time_s"].mean())
-            row["predict_time_s_mean"] = float(part["predict_time_s"].mean())
-            row["n_train"] = _maybe_int(part["n_train"].mean())
-            row["n_test"] = _maybe_int(part["n_test"].mean())
-            row["n_splits"] = len(part)
-            out.append(row)
-        return pd.DataFrame(out)
-
-    @property
-    def rows(self) -> list[dict]:
-        """Flat records (one per model and target) as written to ``results.json``."""
-        records = []
-        for row in self.table.to_dict("records"):
-            rec = {"model": row["model"], "strategy": row["strategy"], "target": row["target"]}
-            for metric in self.metrics:
-                rec[metric] = row[f"{metric}_mean"]
-                rec[f"{metric}_std"] = row[f"{metric}_std"]
-            rec["fit_time_s"] = row["fit_time_s_mean"]
-            rec["predict_time_s"] = row["predict_time_s_mean"]
-            for key in ("n_train", "n_test", "n_splits"):
-                rec[key] = row[key]
-            records.append(_json_clean(rec))
-        return records
-
-    def winners(self, metric: str | None = None) -> pd.DataFrame:
-        """The best model of each target and its margin over the best scratch and baseline.
-
-        Parameters
-        ----------
-        metric : str, default=None
-            The ranking metric; ``None`` uses ``primary_metric``.
-
-        Returns
-        -------
-        pandas.DataFrame
-            Per target: ``best``, ``strategy``, ``score``, ``fit_time_s``, then
-            ``scratch``/``scratch_score``/``margin_over_scratch`` and the same for
-            ``baseline`` (NaN where the comparison has no such model).
-
-        Examples
-        --------
-        >>> from sklearn.datasets import make_classification
-        >>> from sklearn.dummy import DummyClassifier
-        >>> from sklearn.linear_model import LogisticRegression
-        >>> from sktransfer.compare import compare
-        >>> X, y = make_classification(200, random_state=0)
-        >>> res = compare({"dummy": DummyClassifier(), "lr": LogisticRegression()}, X, y)
-        >>> res.winners()["best"].tolist()
-        ['lr']
-        """
-        metric = metric or self.primary_metric
-        if metric not in self.metrics:
-            raise ValueError(f"unknown metric {metric!r}; metrics: {', '.join(self.metrics)}")
-        table = self.table
-        col = f"{metric}_mean"
-        out = []
-        for target in self.targets:
-            part = table[_same(table["target"], target)].dropna(subset=[col])
-            if part.empty:
-                continue
-            best = part.loc[part[col].idxmax()]
-            rec = {"target": target, "metric": metric, "best": best["model"],
-                   "strategy": best["strategy"], "score": best[col],
-                   "score_std": best[f"{metric}_std"], "fit_time_s": best["fit_time_s_mean"]}
-            for kind in ("scratch", "baseline"):
-                rivals = part[part["strategy"] == kind]
-                if rivals.empty:
-                    rec.update({kind: None, f"{kind}_score": math.nan,
-                                f"margin_over_{kind}": math.nan})
-                    continue
-                rival = rivals.loc[rivals[col].idxmax()]
-                rec.update({kind: rival["model"], f"{kind}_score": rival[col],
-                            f"margin_over_{kind}": best[col] - rival[col]})
-            out.append(rec)
-        return pd.DataFrame(out)
-
-    def to_json(self) -> dict:
-        """``{"experiment", "settings", "rows"}``, ready for :func:`json.dump`.
-
-        NaN values become ``null``.
-
-        Examples
-        --------
-        >>> from sklearn.datasets import make_classification
-        >>> from sklearn.linear_model import LogisticRegression
-        >>> from sktransfer.compare import compare
-        >>> X, y = make_classification(100, random_state=0)
-        >>> compare({"lr": LogisticRegression()}, X, y, cv=2).to_json()["rows"][0]["model"]
-        'lr'
-        """
-        return {
-            "experiment": self.experiment,
-            "settings": _json_clean(self.settings),
-            "rows": self.rows,
-        }
-
-    @classmethod
-    def concat(
-        cls,
-        results: Iterable[ComparisonResult],
-        experiment: str | None = None,
-        settings: Mapping[str, Any] | None = None,
-    ) -> ComparisonResult:
-        """Combine results, typically one per target domain, into one.
-
-        Parameters
-        ----------
-        results : iterable of ComparisonResult
-            Results with the same kind of metrics (missing metrics become NaN).
-        experiment : str, default=None
-            Title; default the first result's.
-        settings : dict, default=None
-            Settings of the combined result; default the first result's, with the
-            per-target settings under ``"per_target"``.
-
-        Returns
-        -------
-        ComparisonResult
-
-        Examples
-        --------
-        >>> from sklearn.datasets import make_classification
-        >>> from sklearn.linear_model import LogisticRegression
-        >>> from sktransfer.compare import ComparisonResult, compare
-        >>> X, y = make_classification(100, random_state=0)
-        >>> parts = [compare({"lr": LogisticRegression()}, X, y, cv=2, target=t)
-        ...          for t in ("a", "b")]
-        >>> ComparisonResult.concat(parts).table["target"].tolist()
-        ['a', 'b']
-        """
-        results = list(results)
-        if not results:
-            raise ValueError("concat needs at least one result")
-        metrics = list(dict.fromkeys(m for r in results for m in r.metrics))
-        histories = [r.histories for r in results if r.histories is not None]
-        confusion = {k: v for r in results for k, v in r.confusion.items()}
-        if settings is None:
-            settings = dict(results[0].settings)
-            if len(results) > 1:
-                settings["per_target"] = {str(r.targets[0]): r.settings for r in results}
-        return cls(
-            scores=pd.concat([r.scores for r in results], ignore_index=True),
-            metrics=metrics,
-            histories=pd.concat(histories, ignore_index=True) if histories else None,
-            confusion=confusion,
-            experiment=experiment or results[0].experiment,
-            settings=settings,
-            primary_metric=results[0].primary_metric,
-        )
-
-    # ------------------------------------------------------------------ plots and report
-    def plot_learning_curves(self, model: str | None = None, target: Any = None):
-        """Loss and accuracy per epoch, train solid and validation dashed.
-
-        See :func:`sktransfer.report.plot_learning_curves`.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sktransfer import TransferClassifier
-        >>> from sktransfer.compare import compare
-        >>> X, y = np.random.rand(60, 4), np.arange(60) % 2
-        >>> res = compare({"mlp": TransferClassifier("mlp", max_epochs=2)}, X, y, cv=2)
-        >>> fig = res.plot_learning_curves("mlp")
-        """
-        from .report import plot_learning_curves
-
-        return plot_learning_curves(self, model=model, target=target)
-
-    def plot_overlay(self, metric: str | None = None, target: Any = None):
-        """All neural models' curves overlaid.
-
-        See :func:`sktransfer.report.plot_overlay`.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sktransfer import TransferClassifier
-        >>> from sktransfer.compare import compare
-        >>> X, y = np.random.rand(60, 4), np.arange(60) % 2
-        >>> res = compare({"mlp": TransferClassifier("mlp", max_epochs=2)}, X, y, cv=2)
-        >>> fig = res.plot_overlay(metric="valid_acc")
-        """
-        from .report import plot_overlay
-
-        return plot_overlay(self, metric=metric, target=target)
-
-    def plot_metrics(self, metrics: Sequence[str] | None = None, target: Any = None):
-        """Bar chart of the metrics with standard-deviation error bars.
-
-        See :func:`sktransfer.report.plot_metrics`.
-
-        Examples
-        --------
-        >>> from sklearn.datasets import make_classification
-        >>> from sklearn.linear_model import LogisticRegression
-        >>> from sktransfer.compare import compare
-        >>> X, y = make_classification(100, random_state=0)
-        >>> res = compare({"lr": LogisticRegression()}, X, y, cv=2)
-        >>> fig = res.plot_metrics(["accuracy", "kappa"])
-        """
-        from .report import plot_metrics
-
-        return plot_metrics(self, metrics=metrics, target=target)
-
-    def plot_confusion_matrices(self, target: Any = None):
-        """One confusion matrix per model, summed over splits.
-
-        See :func:`sktransfer.report.plot_confusion_matrices`.
-
-        Examples
-        --------
-        >>> from sklearn.datasets import make_classification
-        >>> from sklearn.linear_model import LogisticRegression
-        >>> from sktransfer.compare import compare
-        >>> X, y = make_classification(100, random_state=0)
-        >>> fig = compare({"lr": LogisticRegression()}, X, y, cv=2).plot_confusion_matrices()
-        """
-        from .report import plot_confusion_matrices
-
-        return plot_confusion_matrices(self, target=target)
-
-    def save(self, directory: str | Path) -> list[Path]:
-        """Write ``results.json``, ``report.md`` and the plots (PNG).
-
-        See :func:`sktransfer.report.save_report`.
-
-        Parameters
-        ----------
-        directory : str or path
-            Created if needed.
-
-        Returns
-        -------
-        list of pathlib.Path
-            The files written.
-
-        Examples
-        --------
-        >>> import tempfile
-        >>> from sklearn.datasets import make_classification
-        >>> from sklearn.linear_model import LogisticRegression
-        >>> from sktransfer.compare import compare
-        >>> X, y = make_classification(100, random_state=0)
-        >>> paths = compare({"lr": LogisticRegression()}, X, y, cv=2).save(tempfile.mkdtemp())
-        >>> paths[0].name
-        'results.json'
-        """
-        from .report import save_report
-
-        return save_report(self, directory)
-
-
-def _same(column: pd.Series, value: Any) -> pd.Series:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return column.isna()
-    return column == value
-
-
-def _maybe_int(value: float) -> float | int:
-    return int(value) if float(value).is_integer() else float(value)
-
-
-def _nanmean(values) -> float:
-    arr = np.asarray(values, dtype=float)
-    return float(np.mean(arr[~np.isnan(arr)])) if np.any(~np.isnan(arr)) else math.nan
-
-
-def _nanstd(values) -> float:
-    arr = np.asarray(values, dtype=float)
-    return float(np.std(arr[~np.isnan(arr)])) if np.any(~np.isnan(arr)) else math.nan
-
-
-def _json_clean(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars to Python, NaN to None, unknown objects to str."""
-    if isinstance(value, Mapping):
-        return {str(k): _json_clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | np.ndarray):
-        return [_json_clean(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, Path):
-        return str(value)
-    try:
-        json.dumps(value)
-    except TypeError:
-        return str(value)
-    return value

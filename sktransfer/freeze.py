@@ -10,9 +10,11 @@ points, like third-party policies.
 from __future__ import annotations
 
 import warnings
+from numbers import Integral
 
 import torch
 from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval
 from skorch.callbacks import Callback, EarlyStopping
 
 
@@ -23,7 +25,9 @@ class FreezePolicy(BaseEstimator):
     return skorch callbacks from :meth:`callbacks`. Frozen BatchNorm layers are kept in
     eval mode by the network itself, whatever mode skorch sets. A subclass takes its own
     parameters in ``__init__`` (stored under the same names, as in scikit-learn), so that
-    ``clone`` and parameter grids work with it.
+    ``clone`` and parameter grids work with it, and may declare them in
+    ``_parameter_constraints`` (scikit-learn's ``Interval``, ``StrOptions``...), merged with
+    the parent's as imbalanced-learn does: the estimator checks them before applying.
 
     Parameters
     ----------
@@ -43,6 +47,18 @@ class FreezePolicy(BaseEstimator):
 
     #: backbone learning-rate multiplier used when the estimator's ``backbone_lr_mult`` is None
     default_backbone_lr_mult: float = 1.0
+
+    #: scikit-learn parameter constraints, checked by :meth:`validate` before :meth:`apply`
+    _parameter_constraints: dict = {}
+
+    def validate(self) -> FreezePolicy:
+        """Check the parameters against ``_parameter_constraints``; returns ``self``.
+
+        Raises scikit-learn's ``InvalidParameterError`` (a ``ValueError``) naming the
+        parameter, as estimators do at ``fit``.
+        """
+        self._validate_params()
+        return self
 
     @classmethod
     def from_string(cls, arg: str) -> FreezePolicy:
@@ -94,6 +110,11 @@ class FreezeNone(FreezePolicy):
     TransferClassifier(...)
     """
 
+    _parameter_constraints: dict = {
+        **FreezePolicy._parameter_constraints,
+        "train_batchnorm": ["boolean"],
+    }
+
     def __init__(self, train_batchnorm: bool = True):
         self.train_batchnorm = train_batchnorm
 
@@ -140,6 +161,11 @@ class FreezeLast(FreezePolicy):
     FreezeLast(k=2)
     """
 
+    _parameter_constraints: dict = {
+        **FreezePolicy._parameter_constraints,
+        "k": [Interval(Integral, 1, None, closed="left")],
+    }
+
     def __init__(self, k: int = 1):
         self.k = k
 
@@ -153,14 +179,11 @@ class FreezeLast(FreezePolicy):
             ) from None
         return cls(k)
 
-    def _check(self):
-        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
-            raise ValueError(f"FreezeLast needs k >= 1 layers, got k={self.k!r}")
-
     def apply(self, network) -> None:
-        self._check()
+        self.validate()
+        k = int(self.k)  # numpy integers from np.arange grids are welcome
         groups = network.layer_groups()
-        if self.k > len(groups):
+        if k > len(groups):
             warnings.warn(
                 f"freeze='last:{self.k}' asks for more layers than the network has "
                 f"({len(groups)}, the head included): everything trains",
@@ -168,7 +191,7 @@ class FreezeLast(FreezePolicy):
                 stacklevel=3,
             )
         network.set_trainable(network.parameters(), False)
-        for group in groups[-self.k:]:
+        for group in groups[-k:]:
             for module in group:
                 network.set_trainable(module.parameters(), True)
 
@@ -238,3 +261,78 @@ class _UnfreezeAt(Callback):
             for _, cb in net.callbacks_:
                 if isinstance(cb, EarlyStopping):
                     cb.misses_ = 0
+
+
+# ---------------------------------------------------------------------- strategies
+#: The one table of strategy names (rows of a comparison) and the ``freeze`` value that
+#: builds each. ``"scratch"`` and ``"fine-tune"`` both train every layer: they differ by
+#: the starting weights (random or pretrained), not by the policy.
+STRATEGY_FREEZE: dict[str, str] = {
+    "scratch": "none",
+    "fine-tune": "none",
+    "feature-extraction": "backbone",
+    "last-1": "last:1",
+    "last-2": "last:2",
+    "gradual": "gradual",
+}
+
+
+def freeze_for_strategy(strategy: str) -> str:
+    """The ``freeze`` argument of a :class:`~sktransfer.TransferClassifier` for a strategy.
+
+    Parameters
+    ----------
+    strategy : str
+        A key of :data:`STRATEGY_FREEZE`.
+
+    Returns
+    -------
+    str
+        A freeze policy name (``"none"``, ``"backbone"``, ``"last:2"``...).
+
+    Examples
+    --------
+    >>> from sktransfer.freeze import freeze_for_strategy
+    >>> freeze_for_strategy("last-2")
+    'last:2'
+    """
+    try:
+        return STRATEGY_FREEZE[strategy]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"no freeze policy for strategy {strategy!r}; strategies with one: "
+            f"{', '.join(STRATEGY_FREEZE)}"
+        ) from None
+
+
+def strategy_for_policy(policy: FreezePolicy, pretrained: bool) -> str:
+    """The strategy name of a freeze policy object (the inverse of :data:`STRATEGY_FREEZE`).
+
+    Parameters
+    ----------
+    policy : FreezePolicy
+        A policy object (resolve names first, e.g. with
+        :func:`sktransfer.registry.resolve_freeze_policy`).
+    pretrained : bool
+        Whether the network starts from pretrained weights: a policy that trains every
+        layer is ``"fine-tune"`` then, ``"scratch"`` otherwise.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from sktransfer.freeze import FreezeLast, strategy_for_policy
+    >>> strategy_for_policy(FreezeLast(2), pretrained=True)
+    'last-2'
+    """
+    if isinstance(policy, FreezeBackbone):
+        return "feature-extraction"
+    if isinstance(policy, FreezeLast):
+        return {1: "last-1", 2: "last-2"}.get(int(policy.k), "fine-tune")
+    if isinstance(policy, GradualUnfreeze):
+        return "gradual"
+    if isinstance(policy, FreezePolicy) and not isinstance(policy, FreezeNone):
+        return "feature-extraction" if policy.keeps_backbone_frozen() else "fine-tune"
+    return "fine-tune" if pretrained else "scratch"

@@ -18,7 +18,9 @@ a notebook or a test.
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import warnings
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -27,8 +29,11 @@ from typing import Any
 from torch import nn
 
 from .backbones._base import Backbone
+from .backbones._weights import load_weights_into
 from .backbones.custom import from_module
 from .backbones.exported import ExportedBackbone
+
+logger = logging.getLogger("sktransfer")
 
 BACKBONE_GROUP = "sktransfer.backbones"
 FREEZE_GROUP = "sktransfer.freeze_policies"
@@ -147,6 +152,13 @@ def register_backbone(name: str, factory: Callable[..., Backbone] | None = None)
     """
     if factory is None:
         return lambda f: register_backbone(name, f)
+    if not isinstance(name, str) or not name or _is_explicit_path(name):
+        raise ValueError(
+            f"a backbone name must be a non-empty string without a path separator or a "
+            f"checkpoint suffix ({', '.join(CHECKPOINT_SUFFIXES)}), got {name!r}"
+        )
+    if not callable(factory):
+        raise TypeError(f"factory must be callable, got {type(factory).__name__}")
     _runtime_backbones[name] = factory
     return factory
 
@@ -181,13 +193,64 @@ def register_freeze_policy(name: str, policy_class: type | None = None):
     return policy_class
 
 
-def _unknown(kind: str, value: object, known: list[str]) -> ValueError:
+_RUNTIME_HINT = (
+    ". A name added with register_{what} exists only in the Python process that "
+    "registered it (and in estimators pickled there, which carry it): a worker process "
+    "started otherwise (n_jobs>1) must register it again, e.g. in a module it imports, or "
+    "the plugin must declare an entry point (see sktransfer.registry)"
+)
+
+
+def _unknown(kind: str, value: object, known: list[str], what: str = "backbone") -> ValueError:
     shown = ", ".join(known[:60]) + (f", ... ({len(known)} in all)" if len(known) > 60 else "")
-    return ValueError(f"unknown {kind} {value!r}; known names: {shown}")
+    message = f"unknown {kind} {value!r}; known names: {shown}"
+    if (what == "backbone" and isinstance(value, str) and not _is_explicit_path(value)
+            and Path(value).is_file()):
+        message += (
+            f". A file named {value!r} exists in the working directory: to load it as a "
+            f"checkpoint pass backbone=pathlib.Path({value!r}) or {'./' + value!r}"
+        )
+    return ValueError(message + _RUNTIME_HINT.format(what=what))
 
 
-def _looks_like_path(spec: str) -> bool:
-    return os.sep in spec or spec.endswith((".pt", ".pth", ".ckpt")) or Path(spec).is_file()
+#: Suffixes that make a ``backbone=`` string a checkpoint path rather than a registry name.
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
+def _is_explicit_path(spec: str) -> bool:
+    """A string is a path only when it says so: a separator or a checkpoint suffix.
+
+    Whether a file of that name exists plays no part, so a file ``resnet18`` in the
+    working directory never replaces the registry's ``resnet18``.
+    """
+    separators = {os.sep, "/"} | ({os.altsep} if os.altsep else set())
+    return any(sep in spec for sep in separators) or spec.lower().endswith(CHECKPOINT_SUFFIXES)
+
+
+def _registrations_for(*specs: Any) -> dict[str, dict[str, Any]]:
+    """Runtime registrations the names in ``specs`` need, to travel inside a pickle.
+
+    An estimator pickled for a worker process (``n_jobs>1``) carries them, and
+    :func:`_restore_registrations` adds them there, so ``register_backbone`` reaches the
+    workers of ``cross_val_score`` or ``GridSearchCV``.
+    """
+    found: dict[str, dict[str, Any]] = {"backbones": {}, "policies": {}}
+    for spec in specs:
+        if isinstance(spec, str):
+            if spec in _runtime_backbones:
+                found["backbones"][spec] = _runtime_backbones[spec]
+            name = spec.partition(":")[0]
+            if name in _runtime_policies:
+                found["policies"][name] = _runtime_policies[name]
+    return {k: v for k, v in found.items() if v}
+
+
+def _restore_registrations(registrations: dict[str, dict[str, Any]] | None) -> None:
+    """Add registrations carried by a pickle; names registered here already win."""
+    for name, factory in (registrations or {}).get("backbones", {}).items():
+        _runtime_backbones.setdefault(name, factory)
+    for name, policy_class in (registrations or {}).get("policies", {}).items():
+        _runtime_policies.setdefault(name, policy_class)
 
 
 def create_backbone(
@@ -217,14 +280,26 @@ def create_backbone(
     >>> create_backbone("mlp", input_shape=(10,)).kind
     'tabular'
     """
+    if isinstance(spec, str) and _is_explicit_path(spec) and not Path(spec).exists() \
+            and spec in _backbone_table():
+        # a plugin family's name with a separator ("hub/net"), and no such file: no doubt
+        return _create_registered(spec, weights=weights, input_shape=input_shape, **kwargs)
     if isinstance(spec, ExportedBackbone):
+        _check_no_registry_options(spec, weights, kwargs)
         return _build_exported(spec)
     if isinstance(spec, nn.Module):
+        _check_no_registry_options(spec, weights, kwargs)
         if input_shape is None:
             raise ValueError("a module backbone needs the input shape of the data")
         return from_module(spec, input_shape)
-    if isinstance(spec, os.PathLike) or (isinstance(spec, str) and _looks_like_path(spec)):
-        return _build_exported(ExportedBackbone.load(spec))
+    if isinstance(spec, os.PathLike) or (isinstance(spec, str) and _is_explicit_path(spec)):
+        path = Path(spec)
+        if weights is not None:  # before reading the file
+            _check_no_registry_options(spec, weights, {})
+        logger.info("backbone=%r: loading the checkpoint file %s", spec, path.resolve())
+        exported = ExportedBackbone.load(path)
+        _check_no_registry_options(exported, None, kwargs)
+        return _build_exported(exported, source=str(path))
     if not isinstance(spec, str):
         raise TypeError(
             "backbone must be a registry name, a checkpoint path, an exported backbone or a "
@@ -232,27 +307,90 @@ def create_backbone(
             "accepted (scikit-learn's clone would erase its weights): pass "
             "clf.export_backbone() instead."
         )
+    backbone = _create_registered(spec, weights=weights, input_shape=input_shape, **kwargs)
+    if Path(spec).is_file():
+        warnings.warn(
+            f"backbone={spec!r} is the registry backbone {spec!r}; the file {spec!r} in the "
+            f"working directory was not used. To load that file pass "
+            f"backbone=pathlib.Path({spec!r}) or {'./' + spec!r}.",
+            UserWarning, stacklevel=3,
+        )
+    return backbone
+
+
+def _check_no_registry_options(spec: Any, weights: Any, kwargs: dict) -> None:
+    """``weights`` and architecture options only mean something for a registry name.
+
+    Architecture options that repeat an exported backbone's own (an estimator cloned from
+    the source one, ``backbone`` replaced) are accepted; others are an error.
+    """
+    if not isinstance(spec, (str, os.PathLike, ExportedBackbone, nn.Module)):
+        return  # the type error comes next
+    what = {ExportedBackbone: "an exported backbone", nn.Module: "a torch.nn.Module"}
+    kind = next((v for k, v in what.items() if isinstance(spec, k)), f"the checkpoint {spec}")
+    if weights is not None:
+        raise ValueError(
+            f"weights={weights!r} applies to registry backbone names only; backbone is "
+            f"{kind}, which carries its own weights: drop weights"
+        )
+    if not kwargs:
+        return
+    own = spec.kwargs if isinstance(spec, ExportedBackbone) else {}
+    different = sorted(k for k, v in kwargs.items()
+                       if k not in own or _normalised(own[k]) != _normalised(v))
+    if different:
+        raise ValueError(
+            f"backbone_kwargs {different} apply to registry backbone names only; backbone "
+            f"is {kind}, whose architecture is fixed"
+            + (f" ({ {k: own[k] for k in different if k in own} })" if own else "")
+            + ": drop backbone_kwargs"
+        )
+
+
+def _normalised(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_normalised(v) for v in value)
+    return value
+
+
+def _create_registered(name: str, *, weights=None, input_shape=None, **kwargs) -> Backbone:
+    """Build the registry backbone ``name`` (never a file: a checkpoint names its
+    architecture this way, and a path there would load the checkpoint again)."""
     table = _backbone_table()
-    if spec not in table:
-        raise _unknown("backbone", spec, sorted(table))
-    factory, member = table[spec]
+    if name not in table:
+        raise _unknown("backbone", name, sorted(table))
+    factory, member = table[name]
     if member is not None:
         return factory.create(member, input_shape=input_shape, weights=weights, **kwargs)
     return factory(input_shape=input_shape, weights=weights, **kwargs)
 
 
-def _build_exported(exported: ExportedBackbone) -> Backbone:
+def _build_exported(exported: ExportedBackbone, source: str | None = None) -> Backbone:
     import copy
 
+    where = source or "the exported backbone"
     if exported.module is not None:
         backbone = copy.deepcopy(exported.module)
     else:
-        backbone = create_backbone(
-            exported.name, weights=None, input_shape=exported.input_shape, **exported.kwargs
-        )
+        if not isinstance(exported.name, str) or _is_explicit_path(exported.name):
+            raise ValueError(
+                f"{where} names its architecture {exported.name!r}, which is a path, not a "
+                "registry name; a checkpoint must name the registry backbone it was made "
+                "from (see sktransfer.available_backbones())"
+            )
+        try:
+            backbone = _create_registered(
+                exported.name, weights=None, input_shape=exported.input_shape,
+                **exported.kwargs
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"{where} cannot rebuild its architecture {exported.name!r} with "
+                f"{exported.kwargs}: {exc}"
+            ) from exc
     if exported.image_size is not None and hasattr(backbone.preprocess, "image_size"):
         backbone.preprocess.image_size = tuple(exported.image_size)
-    backbone.load_state_dict(exported.state_dict)
+    load_weights_into(backbone, exported.state_dict, source=where)
     return backbone
 
 
@@ -293,7 +431,7 @@ def resolve_freeze_policy(spec: Any):
     name, _, arg = spec.partition(":")
     table = {**_policy_entry_points(), **_runtime_policies}
     if name not in table:
-        raise _unknown("freeze policy", spec, sorted(table))
+        raise _unknown("freeze policy", spec, sorted(table), what="freeze_policy")
     policy_class = table[name]
     if isinstance(policy_class, _BrokenPlugin):
         policy_class()  # raises the ImportError that names the plugin

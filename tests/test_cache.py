@@ -1,6 +1,8 @@
 """The frozen-feature cache: exact where it applies, bypassed where it would not be."""
 
 import logging
+import os
+import warnings
 
 import numpy as np
 import pytest
@@ -10,7 +12,15 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
 from sktransfer import TransferClassifier
-from sktransfer.cache import FeatureCache, clear_cache, get_cache
+from sktransfer.cache import (
+    ENTRY_OVERHEAD,
+    CacheDirWarning,
+    FeatureCache,
+    clear_cache,
+    get_cache,
+    module_fingerprint,
+    sample_digests,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -111,7 +121,7 @@ def test_disabled_cache_stores_nothing(blobs, exported):
 
 
 def test_memory_is_bounded_least_recently_used_out():
-    cache = FeatureCache(max_bytes=10 * 4 * 4)  # ten rows of 4 float32
+    cache = FeatureCache(max_bytes=10 * (4 * 4 + ENTRY_OVERHEAD))  # ten rows of 4 float32
     keys = [bytes([i]) for i in range(15)]
     cache.get_many("b", keys, lambda idx: torch.arange(len(idx) * 4.0).view(-1, 4))
     assert len(cache) == 10 and cache.nbytes <= cache.max_bytes
@@ -164,3 +174,230 @@ def test_bf16_mixed_precision_path_runs_on_cpu(blobs):
     with pytest.raises(ValueError, match="fp16' needs CUDA"):
         TransferClassifier(**FAST, mixed_precision="fp16", device="cpu").fit(X, y)
     assert TransferClassifier(**FAST).fit(X, y).net_.amp_dtype is None  # auto on CPU
+
+
+# ---------------------------------------------------------------- keys of user modules
+class Scaled(torch.nn.Module):
+    """Equal weights, another output: ``forward`` reads a plain attribute."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.linear = torch.nn.Linear(6, 4)
+        self.scale = scale
+
+    def forward(self, x):
+        return self.linear(x) * self.scale
+
+
+def test_user_modules_with_equal_weights_and_another_forward_do_not_share(blobs):
+    X, y = blobs
+    one = Scaled(1.0)
+    three = Scaled(3.0)
+    three.load_state_dict(one.state_dict())
+    params = dict(freeze="backbone", max_epochs=1, random_state=0)
+    a = TransferClassifier(one, **params).fit(X, y)
+    b = TransferClassifier(three, **params).fit(X, y)
+    assert a.feature_cache_used_ and b.feature_cache_used_
+    assert get_cache().misses == 2 * len(X)
+    np.testing.assert_allclose(b.transform(X), 3 * a.transform(X), rtol=1e-5, atol=1e-6)
+
+
+def _class_with_forward(factor):
+    namespace = {}
+    exec(f"def forward(self, x):\n    return x * {factor}\n", namespace)
+    cls = type("Twin", (torch.nn.Module,), {"forward": namespace["forward"]})
+    cls.__qualname__ = "Twin"
+    return cls
+
+
+def test_same_class_name_with_other_code_gets_another_key():
+    first, second = _class_with_forward(1.0)(), _class_with_forward(2.0)()
+    assert type(first).__qualname__ == type(second).__qualname__
+    assert module_fingerprint(first) != module_fingerprint(second)
+    assert module_fingerprint(first) == module_fingerprint(_class_with_forward(1.0)())
+
+
+class Opaque:
+    """Copies itself but cannot be pickled: nothing to build a key from."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        raise TypeError("not picklable")
+
+
+def test_a_module_that_cannot_be_keyed_is_not_cached(blobs, caplog):
+    X, y = blobs
+    module = Scaled(1.0)
+    module.helper = Opaque()
+    with caplog.at_level(logging.INFO, logger="sktransfer"):
+        clf = TransferClassifier(module, freeze="backbone", max_epochs=1).fit(X, y)
+    assert not clf.feature_cache_used_ and len(get_cache()) == 0
+    assert "cannot be keyed" in caplog.text and "'helper'" in caplog.text
+
+
+# ---------------------------------------------------------------- keys of image files
+def test_an_image_overwritten_with_its_mtime_restored_gets_new_features(tiny_images,
+                                                                        exported_cnn, tmp_path):
+    from PIL import Image
+
+    X, y = tiny_images
+    paths = []
+    for i, img in enumerate(X):
+        Image.fromarray(img).save(tmp_path / f"{i}.bmp")  # uncompressed: same size
+        paths.append(str(tmp_path / f"{i}.bmp"))
+    P = np.array(paths, dtype=object).reshape(-1, 1)
+    clf = TransferClassifier(exported_cnn, freeze="backbone", max_epochs=1).fit(P, y)
+    before = clf.transform(P[:1])
+    stat = os.stat(paths[0])
+    Image.fromarray(X[1]).save(paths[0])  # another picture, same byte size
+    os.utime(paths[0], ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert os.stat(paths[0]).st_size == stat.st_size
+    assert os.stat(paths[0]).st_mtime_ns == stat.st_mtime_ns
+    after = clf.transform(P[:1])
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after, clf.transform(P[1:2]), rtol=1e-5, atol=1e-6)
+
+
+def test_identical_files_share_one_key(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"same bytes")
+    (tmp_path / "b.png").write_bytes(b"same bytes")
+    (tmp_path / "c.png").write_bytes(b"other bytes")
+    a, b, c = sample_digests(np.array([str(tmp_path / f"{n}.png") for n in "abc"],
+                                      dtype=object))
+    assert a == b != c
+
+
+# ---------------------------------------------------------------- what is read is checked
+@pytest.mark.parametrize("keep_format_file", [True, False])
+def test_invalid_cache_files_are_recomputed_never_used(blobs, exported, tmp_path,
+                                                       keep_format_file):
+    X, y = blobs
+    params = dict(backbone=exported, freeze="backbone", max_epochs=1, cache_dir=str(tmp_path),
+                  random_state=0)
+    clf = TransferClassifier(**params).fit(X, y)
+    expected = clf.transform(X)
+    files = sorted(f for f in tmp_path.rglob("*.npy"))
+    width = np.load(files[0]).shape
+    np.save(files[0], np.full(width, np.nan, dtype=np.float32))  # NaN-filled
+    files[1].write_bytes(b"")  # zero bytes
+    np.save(files[2], np.zeros(3, dtype=np.float32))  # wrong shape
+    np.save(files[3], np.zeros(width, dtype=np.float64))  # wrong dtype
+    files[4].write_bytes(b"\x93NUMPY garbage")  # torn
+    if not keep_format_file:
+        next(tmp_path.rglob("_format.json")).unlink()
+    clear_cache()
+    with pytest.warns(CacheDirWarning, match=r"5 entries in .* could not be used"):
+        again = clf.transform(X)
+    np.testing.assert_allclose(again, expected, rtol=1e-6)
+    assert get_cache().misses == 5 and get_cache().rejected == 5
+    for f in files[:5]:  # rewritten valid
+        assert np.load(f).shape == width and np.isfinite(np.load(f)).all()
+    clear_cache()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TransferClassifier(**params).fit(X, y)
+    assert get_cache().misses == 0
+
+
+def test_cache_files_of_another_width_are_not_used(blobs, exported, tmp_path):
+    """Every file of the folder replaced by a consistent but wrong-shaped one."""
+    X, y = blobs
+    params = dict(backbone=exported, freeze="backbone", max_epochs=1, cache_dir=str(tmp_path))
+    clf = TransferClassifier(**params).fit(X, y)
+    expected = clf.transform(X)
+    for f in tmp_path.rglob("*.npy"):
+        np.save(f, np.ones(2, dtype=np.float32))
+    clear_cache()
+    with pytest.warns(CacheDirWarning, match="wrong shape"):
+        np.testing.assert_allclose(clf.transform(X), expected, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- memory
+def test_the_byte_bound_counts_what_the_entries_really_hold():
+    import tracemalloc
+
+    cache = FeatureCache(max_bytes=2**30)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for start in range(0, 3000, 500):
+            keys = [i.to_bytes(16, "little") for i in range(start, start + 500)]
+            cache.get_many("b", keys, lambda idx: torch.randn(len(idx), 16))
+        del keys
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    # Entries are plain bytes objects, keys and dict nodes, all seen by tracemalloc; the
+    # count also covers the allocator's own overhead, which tracemalloc does not see.
+    assert 0.6 * cache.nbytes <= held <= cache.nbytes
+
+
+# ---------------------------------------------------------------- unwritable directories
+def test_an_unwritable_cache_dir_falls_back_to_memory_before_computing(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    cache = FeatureCache()
+
+    def compute(idx):
+        assert seen, "the warning must come before the features are computed"
+        return torch.ones(len(idx), 2)
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        out = cache.get_many("b", [b"x", b"y"], compute, directory=blocker)
+        cache.get_many("b", [b"z"], compute, directory=blocker)
+    assert out.shape == (2, 2) and len(cache) == 3
+    messages = [str(w.message) for w in seen if issubclass(w.category, CacheDirWarning)]
+    assert len(messages) == 1 and "cannot be written" in messages[0]
+    assert "in memory only" in messages[0]
+
+
+def test_a_fitted_model_predicts_when_its_cache_dir_became_unwritable(blobs, exported,
+                                                                      tmp_path, monkeypatch):
+    import tempfile
+
+    from sktransfer import cache as cache_module
+
+    X, y = blobs
+    clf = TransferClassifier(exported, freeze="backbone", max_epochs=1,
+                             cache_dir=str(tmp_path / "c")).fit(X, y)
+    expected = clf.predict(X)
+    clear_cache()
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "c"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)  # what a read-only folder does
+    monkeypatch.setattr(cache_module, "_warned_dirs", set())
+    X2 = X + 1.0  # rows not on disk yet: they must be computed and cannot be written
+    with pytest.warns(CacheDirWarning, match="cannot be written"):
+        clf.predict(X2)
+    np.testing.assert_array_equal(clf.predict(X), expected)  # read back from disk
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="permissions do not bind root")
+def test_a_read_only_cache_dir_is_read_but_not_written(blobs, exported, tmp_path):
+    X, y = blobs
+    folder = tmp_path / "c"
+    params = dict(backbone=exported, freeze="backbone", max_epochs=1, cache_dir=str(folder))
+    TransferClassifier(**params).fit(X[:90], y[:90])
+    for d in [folder, *folder.iterdir()]:
+        d.chmod(0o555)
+    try:
+        clear_cache()
+        with pytest.warns(CacheDirWarning, match="cannot be written"):
+            clf = TransferClassifier(**params).fit(X, y)
+        assert get_cache().hits == 90
+        clf.predict(X)
+    finally:
+        for d in [folder, *folder.iterdir()]:
+            d.chmod(0o755)
+
+
+def test_augment_on_tabular_data_keeps_the_cache(blobs, exported):
+    X, y = blobs
+    clf = TransferClassifier(exported, freeze="backbone", augment=True, max_epochs=1).fit(X, y)
+    assert clf.feature_cache_used_  # nothing is augmented in a table

@@ -43,6 +43,8 @@ SHARED_DATA = _shared_data()
         (["demo", "--strategies", "gradual,fine_tune"], "'fine_tune' for the demo experiment"),
         (["demo", "--epochs", "0"], "positive integer"),
         (["demo", "--data-home", "x"], "unrecognized arguments"),
+        (["compare", "gas", "--seed", "-5"], "argument --seed: expected a whole number"),
+        (["demo", "--seed", "x"], "argument --seed"),
     ],
 )
 def test_argument_errors_exit_with_status_2(argv, message, capsys):
@@ -79,10 +81,56 @@ def test_task_without_both_classes_in_a_target_is_an_error(tmp_path, capsys):
     assert "single class" in capsys.readouterr().err
 
 
-def test_list_backbones(capsys):
+def test_list_backbones_shows_input_kind_and_offline_weights(capsys):
     assert main(["list-backbones"]) == 0
-    names = capsys.readouterr().out.split()
-    assert {"mlp", "cnn", "efficientnet_lite0"} <= set(names)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["name", "input"]
+    rows = {line.split()[0]: line.split(maxsplit=2)[1:] for line in lines[1:]}
+    assert {"mlp", "cnn", "efficientnet_lite0", "resnet18"} <= set(rows)
+    assert rows["mlp"][0] == "tabular" and rows["cnn"][0] == "image"
+    assert rows["mlp"][1].startswith("none")
+    assert rows["efficientnet_lite0"][1].startswith("yes")  # the test extra installs it
+    assert rows["resnet18"][0] == "image"
+    assert rows["resnet18"][1].startswith(("yes", "download needed"))
+
+
+def test_help_imports_neither_torch_nor_sklearn():
+    code = ("import sys; from sktransfer.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'sklearn', 'pandas', 'skorch') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1]).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_experiment_help_lists_its_strategies(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "cifar", "--help"])
+    assert "last-2" in capsys.readouterr().out
+
+
+def test_unwritable_out_fails_before_the_experiment_runs(tmp_path, capsys, monkeypatch):
+    import sktransfer.cli as cli
+
+    def must_not_run(args):
+        raise AssertionError("the experiment ran")
+
+    monkeypatch.setattr(cli, "_run", must_not_run)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    assert main(["demo", "--quiet", "--out", str(blocker / "results")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("sktransfer: error: --out") and "is a file" in err
+    assert main(["demo", "--quiet", "--out", str(blocker)]) == 1
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_library_errors_name_the_command_line_options():
+    from sktransfer.cli import _as_cli_message
+
+    message = _as_cli_message("Use download=True, or put the batch files in data_home=/x")
+    assert message == "Use --download, or put the batch files in --data-home /x"
 
 
 def test_python_dash_m_runs_the_command():
@@ -125,4 +173,52 @@ def test_compare_gas_on_the_real_data(tmp_path, capsys):
     assert [row["model"] for row in doc["rows"]] == ["mlp-scratch", "mlp-fine-tune", "svm_rbf"]
     assert all(row["target"] == "batch 5" for row in doc["rows"])
     assert all(0 <= row["accuracy"] <= 1 for row in doc["rows"])
-    assert "fetch_gas_drift" in doc["settings"]["data"]
+    assert "embedded" in doc["settings"]["data"]  # batches 1-6 ship with the package
+
+
+def test_compare_gas_with_a_data_home_keeps_the_embedded_batches(tmp_path, capsys):
+    # An empty data home: batches 1-6 still come from the package, offline.
+    argv = ["compare", "gas", "--data-home", str(tmp_path / "empty"), "--source-batches", "1",
+            "--target-batches", "4", "--label-fraction", "0.2", "--repeats", "1",
+            "--strategies", "svm_rbf", "--quiet", "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    doc = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert "embedded" in doc["settings"]["data"]
+    assert "n/a" in capsys.readouterr().out  # one repeat: no spread
+
+
+# --------------------------------------------------------------------------- the README
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _readme_blocks(language: str) -> list[str]:
+    import re
+
+    return re.findall(rf"```{language}\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+
+
+def test_readme_quickstart_is_two_make_commands():
+    quickstart = _readme_blocks("bash")[0]
+    commands = [line.split("#")[0].strip() for line in quickstart.splitlines()]
+    assert [c for c in commands if c] == ["make demo", "make test"]
+
+
+def test_readme_commands_parse_and_need_no_workspace_paths():
+    import shlex
+
+    from sktransfer.cli import build_parser
+
+    commands = []
+    for block in _readme_blocks("bash"):
+        text = block.replace("\\\n", " ")
+        commands += [line.split("#")[0].strip() for line in text.splitlines()]
+    commands = [c for c in commands if c.startswith("sktransfer ")]
+    assert len(commands) >= 6
+    for command in commands:
+        assert "shared/data" not in command, command
+        build_parser().parse_args(shlex.split(command)[1:])  # exits 2 on a bad command
+
+
+def test_readme_python_snippets_compile():
+    for block in _readme_blocks("python"):
+        compile(block, "README.md", "exec")

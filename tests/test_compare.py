@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_iris, make_classification
 from sklearn.dummy import DummyClassifier
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import make_scorer
 from sklearn.model_selection import GroupKFold, StratifiedShuffleSplit
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -82,9 +84,16 @@ def test_scoring_list_restricts_and_dict_extends(binary_data):
     X, y = binary_data
     only = compare({"lr": _logreg()}, X, y, cv=2, scoring=["kappa", "roc_auc"])
     assert only.metrics == ["kappa", "roc_auc"]
+    errors = make_scorer(lambda t, p: float(np.sum(t != p)))
     extra = compare({"lr": _logreg()}, X, y, cv=2,
-                    scoring={"errors": lambda t, p: float(np.sum(t != p))})
-    assert extra.metrics[-1] == "errors" and "accuracy" in extra.metrics
+                    scoring={"errors": errors, "logloss": "neg_log_loss"})
+    assert extra.metrics[-2:] == ["errors", "logloss"] and "accuracy" in extra.metrics
+    row = extra.rows[0]
+    assert row["errors"] >= 0 and row["logloss"] < 0  # sklearn's sign convention
+    named = compare({"lr": _logreg()}, X, y, cv=2, scoring="f1_weighted")
+    assert named.metrics == ["f1_weighted"]
+    with pytest.raises(ValueError, match="scorer"):
+        compare({"lr": _logreg()}, X, y, cv=2, scoring={"bad": 3})
     with pytest.raises(ValueError, match="unknown metric"):
         compare({"lr": _logreg()}, X, y, cv=2, scoring=["accuracy", "auc"])
     with pytest.raises(ValueError, match="binary"):
@@ -116,7 +125,8 @@ def test_histories_for_neural_models_only(binary_data):
     hist = res.histories
     assert set(hist["model"]) == {"mlp"}
     assert sorted(set(hist["split"])) == [0, 1]
-    assert {"epoch", "train_loss", "valid_loss", "train_acc", "valid_acc"} <= set(hist.columns)
+    assert {"epoch", "train_loss", "train_acc"} <= set(hist.columns)
+    assert "valid_loss" not in hist.columns  # nothing held out by default: all rows train
     assert len(hist) == 2 * 2  # 2 epochs x 2 folds
     strategies = dict(zip(res.table["model"], res.table["strategy"]))
     assert strategies == {"mlp": "scratch", "lr": "baseline"}
@@ -174,6 +184,43 @@ def test_source_only_models_are_used_as_given(binary_data):
     assert row["strategy"] == "source-only"
     assert row["fit_time_s_mean"] == 0 and row["n_train"] == 0
     np.testing.assert_array_equal(source[-1].coef_, coef)
+    # a FrozenEstimator says the same without naming the strategy
+    frozen = compare({"source": FrozenEstimator(source)}, X[100:], y[100:], cv=2)
+    assert frozen.table.loc[0, "strategy"] == "source-only"
+    assert frozen.table.loc[0, "n_train"] == 0
+    np.testing.assert_array_equal(source[-1].coef_, coef)
+
+
+def test_scores_match_sklearn_metrics_on_the_same_predictions(binary_data):
+    from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, roc_auc_score
+    from sklearn.model_selection import train_test_split
+
+    X, y = binary_data
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, random_state=0, stratify=y)
+    res = compare({"lr": _logreg()}, X_tr, y_tr, test=(X_te, y_te), progress=False)
+    model = _logreg().fit(X_tr, y_tr)
+    row = res.rows[0]
+    pred = model.predict(X_te)
+    assert row["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y_te, pred))
+    assert row["kappa"] == pytest.approx(cohen_kappa_score(y_te, pred))
+    assert row["roc_auc"] == pytest.approx(roc_auc_score(y_te, model.decision_function(X_te)))
+
+
+def test_roc_auc_of_a_one_class_fold_is_nan(binary_data):
+    X, y = binary_data
+    order = np.argsort(y, kind="stable")
+    X, y = X[order], y[order]
+    folds = [(np.arange(0, 240, 2), np.arange(1, 20, 2))]  # test rows of class 0 only
+    res = compare({"lr": _logreg()}, X, y, cv=folds, progress=False)
+    assert math.isnan(res.scores.loc[0, "roc_auc"]) and res.rows[0]["roc_auc"] is None
+
+
+def test_progress_is_shown_by_default_on_stderr(binary_data, capsys):
+    X, y = binary_data
+    compare({"lr": _logreg()}, X, y, cv=2)
+    assert "fit" in capsys.readouterr().err
+    compare({"lr": _logreg()}, X, y, cv=2, progress=False)
+    assert capsys.readouterr().err == ""
 
 
 def test_concat_keeps_targets_apart(binary_data):
@@ -192,7 +239,8 @@ def test_concat_keeps_targets_apart(binary_data):
 
 def test_json_rows_are_flat_and_round_trip(binary_data):
     X, y = binary_data
-    res = compare({"lr": _logreg()}, X, y, cv=2, scoring={"nothing": lambda t, p: math.nan},
+    res = compare({"lr": _logreg()}, X, y, cv=2,
+                  scoring={"nothing": make_scorer(lambda t, p: math.nan)},
                   experiment="json", settings={"seed": np.int64(3), "shape": (2, 3)})
     doc = res.to_json()
     assert list(doc) == ["experiment", "settings", "rows"]

@@ -23,3 +23,15 @@ EXPECTED_FAILED_CHECKS = {
 )
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_parameter_constraints_cover_every_parameter_and_are_enforced():
+    """scikit-learn's own check for its estimators (not part of check_estimator): every
+    ``__init__`` parameter has a constraint, and a value breaking any constraint makes
+    fit and partial_fit raise InvalidParameterError before any work."""
+    from sklearn.utils.estimator_checks import check_param_validation
+
+    check_param_validation(
+        "TransferClassifier",
+        TransferClassifier(max_epochs=1, backbone_kwargs={"hidden": (8,)}, random_state=0),
+    )

@@ -34,6 +34,7 @@ PUBLIC_MODULES = {
     "sktransfer.backbones": None,
     "sktransfer.cache": ["FeatureCache", "get_cache", "clear_cache"],
     "sktransfer.compare": None,
+    "sktransfer.results": None,
     "sktransfer.report": None,
     "sktransfer.baselines": None,
     "sktransfer.experiments": None,

@@ -3,6 +3,7 @@
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
@@ -14,9 +15,20 @@ from sklearn.linear_model import LogisticRegression
 from sktransfer import TransferClassifier
 from sktransfer.compare import STRATEGIES, ComparisonResult, compare
 from sktransfer.experiments._common import torch_threads
-from sktransfer.report import format_table, markdown_table, summary_lines, to_markdown
+from sktransfer.report import (
+    format_table,
+    markdown_table,
+    plot_confusion_matrices,
+    plot_learning_curves,
+    plot_metrics,
+    plot_overlay,
+    save_report,
+    summary_lines,
+    to_markdown,
+)
 
-TINY = {"backbone_kwargs": {"hidden": (16,)}, "max_epochs": 3, "random_state": 0}
+TINY = {"backbone_kwargs": {"hidden": (16,)}, "max_epochs": 3, "random_state": 0,
+        "validation_fraction": 0.1}  # validation curves to plot (none are held out by default)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +47,7 @@ def result():
 
 
 def test_save_writes_json_report_and_pngs(result, tmp_path):
-    paths = result.save(tmp_path / "out")
+    paths = save_report(result, tmp_path / "out")
     names = [p.name for p in paths]
     assert names == ["results.json", "metrics.png", "learning_curves.png", "overlay.png",
                      "confusion_matrices.png", "report.md"]
@@ -53,7 +65,7 @@ def test_save_writes_json_report_and_pngs(result, tmp_path):
 
 
 def test_pngs_open_and_are_not_empty(result, tmp_path):
-    for path in result.save(tmp_path):
+    for path in save_report(result, tmp_path):
         if path.suffix == ".png":
             with Image.open(path) as img:
                 img.verify()
@@ -64,7 +76,7 @@ def test_pngs_open_and_are_not_empty(result, tmp_path):
 
 
 def test_report_mentions_models_and_embeds_existing_pngs(result, tmp_path):
-    result.save(tmp_path)
+    save_report(result, tmp_path)
     text = (tmp_path / "report.md").read_text()
     for model in result.models:
         assert model in text
@@ -78,26 +90,111 @@ def test_report_mentions_models_and_embeds_existing_pngs(result, tmp_path):
 def test_baseline_only_report_has_no_curves(tmp_path):
     X, y = make_classification(100, random_state=0)
     res = compare({"logreg": LogisticRegression()}, X, y, cv=2)
-    names = [p.name for p in res.save(tmp_path)]
+    names = [p.name for p in save_report(res, tmp_path)]
     assert "learning_curves.png" not in names and "overlay.png" not in names
     assert "learning_curves.png" not in (tmp_path / "report.md").read_text()
-    assert isinstance(res.plot_learning_curves(), Figure)  # a placeholder figure
+    assert isinstance(plot_learning_curves(res), Figure)  # a placeholder figure
 
 
-def test_plot_methods(result):
-    fig = result.plot_learning_curves(model="mlp")
+def test_plot_functions(result):
+    fig = plot_learning_curves(result, model="mlp")
     assert [ax.get_title() for ax in fig.axes] == ["mlp: loss", "mlp: accuracy"]
     assert len(fig.axes[0].get_lines()) == 4  # train and validation of two targets
     with pytest.raises(ValueError, match="no training curves"):
-        result.plot_learning_curves(model="dummy")
-    assert len(result.plot_learning_curves().axes) == 4  # two neural models
-    assert len(result.plot_overlay(metric="valid_acc", target="first").axes) == 1
-    assert len(result.plot_overlay().axes) == 4  # loss and accuracy for two targets
-    fig = result.plot_metrics(metrics=["accuracy", "kappa"], target="second")
-    assert len(fig.axes) == 1 and len(fig.axes[0].patches) == 8
+        plot_learning_curves(result, model="dummy")
+    assert len(plot_learning_curves(result).axes) == 4  # two neural models
+    assert len(plot_overlay(result, metric="valid_acc", target="first").axes) == 1
+    assert len(plot_overlay(result).axes) == 4  # loss and accuracy for two targets
+    fig = plot_metrics(result, metrics=["accuracy", "kappa"], target="second")
+    assert [ax.get_title() for ax in fig.axes] == ["second: accuracy", "second: kappa"]
     with pytest.raises(ValueError, match="unknown metric"):
-        result.plot_metrics(metrics=["auc"])
-    assert len(result.plot_confusion_matrices().axes) == 8
+        plot_metrics(result, metrics=["auc"])
+    fig = plot_confusion_matrices(result)
+    assert len(fig.axes) == 8 + 1  # 4 models x 2 targets, and one colour bar
+
+
+def _texts(fig) -> str:
+    parts = [fig.get_suptitle()]
+    for legend in fig.legends:
+        parts += [t.get_text() for t in legend.get_texts()]
+    return "\n".join(parts)
+
+
+def test_figures_name_the_task_and_have_one_legend(result):
+    for fig in (plot_metrics(result), plot_learning_curves(result), plot_overlay(result),
+                plot_confusion_matrices(result)):
+        assert fig.get_suptitle().startswith("tiny")  # the experiment's title
+        assert all(ax.get_legend() is None for ax in fig.axes)  # no legend per panel
+    assert len(plot_metrics(result).legends) == 1
+    legend = _texts(plot_metrics(result))
+    for family in ("trained from scratch", "transferred", "classical"):
+        assert family in legend
+    # the gradual policy's unfreeze marker is explained in the legend
+    assert "backbone unfrozen" in _texts(plot_learning_curves(result))
+    assert "summed over splits" in plot_confusion_matrices(result).get_suptitle()
+
+
+def test_metric_axes_are_zoomed_and_whiskers_stop_at_one(result):
+    fig = plot_metrics(result, metrics=["accuracy"], target="first")
+    ax = fig.axes[0]
+    low, high = ax.get_xlim()
+    table = result.table[result.table["target"] == "first"]
+    assert low > 0.0 or table["accuracy_mean"].min() < 0.1  # not a fixed 0-1 axis
+    assert high <= 1.02
+    for collection in ax.collections:  # the whiskers
+        for segment in collection.get_segments():
+            assert segment[:, 0].max() <= 1.0 + 1e-9
+
+
+def test_scores_of_models_are_grouped_by_family(result):
+    labels = [t.get_text() for t in plot_metrics(result).axes[0].get_yticklabels()]
+    # scratch first, then transferred, then the classical models
+    assert labels == ["mlp", "mlp-gradual", "dummy", "logreg"]
+
+
+def test_confusion_matrix_colours_are_shares_of_the_true_class():
+    X, y = make_classification(300, weights=[0.9], random_state=0)
+    res = compare({"dummy": DummyClassifier()}, X, y, cv=2, progress=False)
+    image = plot_confusion_matrices(res).axes[0].get_images()[0]
+    share = np.asarray(image.get_array())
+    assert np.allclose(share.sum(axis=1), 1.0)  # each true class's row sums to 1
+    assert share[1, 0] == pytest.approx(1.0)  # the minority class: all predicted as 0
+
+
+def test_a_single_split_shows_no_spread():
+    X, y = make_classification(100, random_state=0)
+    res = compare({"lr": LogisticRegression()}, X[:60], y[:60], test=(X[60:], y[60:]),
+                  progress=False)
+    text = format_table(res)
+    assert "± n/a" in text and "± 0.000" not in text
+    assert "n/a" in summary_lines(res)[0]
+    assert "one split" in plot_metrics(res).get_suptitle()
+
+
+def test_print_shows_the_table(result):
+    text = str(result)
+    assert text.startswith("tiny")
+    assert "balanced_accuracy" in text and "logreg" in text and "Best by" in text
+
+
+def test_report_is_imported_by_no_library_module():
+    import ast
+    from pathlib import Path
+
+    import sktransfer
+
+    root = Path(sktransfer.__file__).parent
+    on_top = {"cli.py", "report.py", "__main__.py"}
+    for path in root.rglob("*.py"):
+        if path.name in on_top or "experiments" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                assert not module.endswith(("report", "cli", "experiments")), (
+                    f"{path.name} imports {module}")
+                assert not (node.level and module == "" and any(
+                    a.name in ("report", "cli", "experiments") for a in node.names)), path
 
 
 def test_text_and_markdown_tables(result, monkeypatch):

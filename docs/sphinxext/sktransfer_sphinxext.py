@@ -25,7 +25,7 @@ def figure_scraper(block, block_vars, gallery_conf):
 
     pyplot figures are handled by sphinx-gallery's own matplotlib scraper, which must come
     after this one in ``image_scrapers``; this one picks up every
-    ``matplotlib.figure.Figure`` bound to a global name (``fig = result.plot_metrics()``)
+    ``matplotlib.figure.Figure`` bound to a global name (``fig = plot_metrics(result)``)
     that is not managed by pyplot and was not saved after an earlier block.
     """
     from matplotlib.figure import Figure

@@ -155,7 +155,7 @@ source = TransferClassifier(
     random_state=0,
 )
 source.fit(X_source, y_source)
-print(source.history_[["epoch", "train_loss", "valid_acc"]].tail(3).round(3))
+print(source.history_[["epoch", "train_loss", "train_acc"]].tail(3).round(3))
 
 checkpoint = os.path.join(tempfile.mkdtemp(), "sensor_conv_batches_1-3.pt")
 source.export_backbone().save(checkpoint)

@@ -40,13 +40,14 @@ import os
 
 import numpy as np
 from matplotlib import pyplot as plt
+from matplotlib.ticker import NullFormatter
 from sklearn.model_selection import StratifiedShuffleSplit, cross_val_score
 
 from sktransfer import TransferClassifier
 from sktransfer.baselines import make_baseline
 from sktransfer.compare import ComparisonResult, compare
 from sktransfer.datasets import load_gas_drift, split_gas_batches
-from sktransfer.report import format_table
+from sktransfer.report import format_table, plot_metrics
 
 FAST = os.environ.get("SKTRANSFER_EXAMPLE_FAST", "0") not in ("", "0")
 N_SPLITS = 2 if FAST else 5  # repeated few-label splits of each target batch
@@ -119,7 +120,7 @@ print(format_table(result, metrics=["balanced_accuracy", "kappa"]))
 # The balanced accuracy (the mean of the per-gas recalls, which does not reward
 # predicting the frequent gases) of each strategy, mean and standard deviation over the
 # splits:
-fig_metrics = result.plot_metrics(metrics=["balanced_accuracy", "kappa"])
+fig_metrics = plot_metrics(result, metrics=["balanced_accuracy", "kappa"])
 
 # %%
 # With the full settings, on batch 4 the source network alone reaches a balanced
@@ -164,6 +165,9 @@ fig, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
 for name, values in scores.items():
     ax.plot(epochs, values, marker="o", label=name)
 ax.set_xscale("log")
+# One label per measured budget, none on the minor ticks (they overlapped on a log axis).
+ax.set_xticks(epochs, [str(e) for e in epochs])
+ax.xaxis.set_minor_formatter(NullFormatter())
 ax.set_xlabel("epochs (= optimiser steps: 16 labelled rows make one mini-batch)")
 ax.set_ylabel("balanced accuracy")
 ax.set_title("Target batch 4, 10% labelled")

@@ -134,6 +134,9 @@ for ax, (title, to_space) in zip(axes, spaces.items()):
     ax.set_xlim(low[0] - margin[0], high[0] + margin[0])
     ax.set_ylim(low[1] - margin[1], high[1] + margin[1])
     ax.set_title(f"batch 6, {title}", fontsize="medium")
+    share = pca.explained_variance_ratio_
+    ax.set_xlabel(f"principal component 1 ({share[0]:.0%} of the source variance)")
+    ax.set_ylabel(f"principal component 2 ({share[1]:.0%})")
 axes[1].legend(markerscale=2, fontsize="small")
 
 # %%

@@ -15,7 +15,7 @@ batches 1-3 (all six gases) or a fresh one.
 
 .. note::
 
-   Needs ``imbalanced-learn`` (``pip install "sktransfer[imbalanced]"``); the gas data
+   Needs ``imbalanced-learn`` (``pip install ".[imbalanced]"`` from a clone); the gas data
    ship with sktransfer. The gallery is built with tiny settings
    (``SKTRANSFER_EXAMPLE_FAST=1``); the full run takes a minute or two on a CPU.
 """
@@ -37,7 +37,7 @@ try:
     from imblearn.over_sampling import RandomOverSampler
     from imblearn.pipeline import make_pipeline
 except ImportError:
-    print('This example needs imbalanced-learn: pip install "sktransfer[imbalanced]"')
+    print('This example needs imbalanced-learn: pip install ".[imbalanced]" (from a clone)')
     raise SystemExit(0) from None
 
 FAST = os.environ.get("SKTRANSFER_EXAMPLE_FAST", "0") not in ("", "0")

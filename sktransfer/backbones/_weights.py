@@ -49,15 +49,35 @@ def load_weights_into(
     ``allow_missing`` lists key prefixes that may be absent or extra (a classifier head that
     the backbone drops anyway).
     """
-    result = module.load_state_dict(state_dict, strict=False)
-
     def _unexpected(keys):
         return [k for k in keys if not any(k.startswith(p) for p in allow_missing)]
 
+    def _shown(items):
+        return f"{items[:5]}{f' ... ({len(items)} in all)' if len(items) > 5 else ''}"
+
+    if not isinstance(state_dict, dict):
+        raise ValueError(f"weights from {source} are a {type(state_dict).__name__}, not a "
+                         "state dict (a mapping of names to tensors)")
+    own = module.state_dict()
+    wrong_shape = [
+        f"{k}: {tuple(v.shape)} in the file, {tuple(own[k].shape)} in the model"
+        for k, v in state_dict.items()
+        if k in own and isinstance(v, torch.Tensor) and tuple(v.shape) != tuple(own[k].shape)
+        and not any(k.startswith(p) for p in allow_missing)
+    ]
+    if wrong_shape:
+        raise ValueError(
+            f"weights from {source} do not fit this architecture: {len(wrong_shape)} "
+            f"tensors have another shape ({'; '.join(wrong_shape[:3])}"
+            f"{' ...' if len(wrong_shape) > 3 else ''}). They come from another "
+            "architecture or other architecture options (backbone_kwargs, input_shape)."
+        )
+    state_dict = {k: v for k, v in state_dict.items()
+                  if not (k in own and tuple(v.shape) != tuple(own[k].shape))}
+    result = module.load_state_dict(state_dict, strict=False)
     missing, unexpected = _unexpected(result.missing_keys), _unexpected(result.unexpected_keys)
     if missing or unexpected:
         raise ValueError(
             f"weights from {source} do not fit this architecture: missing keys "
-            f"{missing[:5]}{'...' if len(missing) > 5 else ''}, unexpected keys "
-            f"{unexpected[:5]}{'...' if len(unexpected) > 5 else ''}"
+            f"{_shown(missing)}, unexpected keys {_shown(unexpected)}"
         )

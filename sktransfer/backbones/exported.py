@@ -156,11 +156,45 @@ class ExportedBackbone:
                 "ExportedBackbone.save). For a plain state dict use backbone=<name>, "
                 "weights=<path>."
             )
+        problems = _checkpoint_problems(obj)
+        if problems:
+            raise ValueError(
+                f"{path} is a damaged sktransfer backbone checkpoint: {'; '.join(problems)}. "
+                "Write it again with ExportedBackbone.save."
+            )
         return cls(
             name=obj["name"],
             kwargs=obj["kwargs"],
-            input_shape=tuple(obj["input_shape"]),
+            input_shape=tuple(int(s) for s in obj["input_shape"]),
             state_dict=obj["state_dict"],
-            image_size=tuple(obj["image_size"]) if obj["image_size"] else None,
+            image_size=tuple(int(s) for s in obj["image_size"]) if obj["image_size"] else None,
             meta=obj.get("meta"),
         )
+
+
+def _is_int_sequence(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value
+    )
+
+
+def _checkpoint_problems(obj: dict) -> list[str]:
+    """What is missing or malformed in a checkpoint read by :meth:`ExportedBackbone.load`."""
+    required = ("name", "kwargs", "input_shape", "state_dict", "image_size")
+    missing = [k for k in required if k not in obj]
+    problems = [f"missing fields {missing}"] if missing else []
+    checks = {
+        "name": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
+        "kwargs": (lambda v: isinstance(v, dict), "a dict"),
+        "input_shape": (lambda v: _is_int_sequence(v) and len(v) in (1, 3),
+                        "a list of 1 or 3 positive ints"),
+        "state_dict": (lambda v: isinstance(v, dict) and v != {} and all(
+            isinstance(k, str) and isinstance(t, torch.Tensor) for k, t in v.items()),
+            "a non-empty mapping of names to tensors"),
+        "image_size": (lambda v: v is None or (_is_int_sequence(v) and len(v) == 2),
+                       "None or a list of 2 positive ints"),
+    }
+    for key, (ok, expected) in checks.items():
+        if key in obj and not ok(obj[key]):
+            problems.append(f"field {key!r} must be {expected}, got {type(obj[key]).__name__}")
+    return problems

@@ -63,5 +63,7 @@ def run_demo(
     result = run_gas(gas.data, gas.target, gas.batch, **settings)
     result.experiment = f"sktransfer demo: {result.experiment}"
     if out is not None:
-        result.save(out)
+        from ..report import save_report
+
+        save_report(result, out)
     return result

@@ -8,7 +8,7 @@ from typing import Any
 from ..compare import ComparisonResult, compare
 from ..datasets import fetch_monkeys
 from ..estimator import TransferClassifier
-from ..freeze import GradualUnfreeze
+from ..freeze import STRATEGY_FREEZE, GradualUnfreeze
 from ._common import held_out_split, say, select_strategies, torch_threads
 
 __all__ = ["MONKEYS_STRATEGIES", "run_monkeys"]
@@ -151,22 +151,28 @@ def run_monkeys(
         common = dict(batch_size=batch_size, device=device, random_state=seed,
                       verbose=net_verbose)
         models: dict[str, TransferClassifier] = {}
+        strategy_of: dict[str, str] = {}  # model name -> strategy, set where it is built
         if "scratch" in selected:
+            strategy_of["cnn-scratch"] = "scratch"
             models["cnn-scratch"] = TransferClassifier(
                 "cnn", image_size=scratch_image_size, augment=True, lr=lr,
-                max_epochs=n_epochs["scratch"], **common)
+                freeze=STRATEGY_FREEZE["scratch"], max_epochs=n_epochs["scratch"], **common)
         if "feature-extraction" in selected:
-            models[f"{backbone}-feature-extraction"] = TransferClassifier(
-                backbone, weights="imagenet", freeze="backbone", lr=head_lr,
-                max_epochs=n_epochs["feature-extraction"], **common)
+            name = f"{backbone}-feature-extraction"
+            strategy_of[name] = "feature-extraction"
+            models[name] = TransferClassifier(
+                backbone, weights="imagenet", freeze=STRATEGY_FREEZE["feature-extraction"],
+                lr=head_lr, max_epochs=n_epochs["feature-extraction"], **common)
         if "fine-tune" in selected:
             head_epochs = max(min(ft_head_epochs, n_epochs["fine-tune"] - 1), 0)
+            # Fine-tuning here is gradual (head first), with BatchNorm kept frozen: a policy
+            # object with parameters, not the table's plain "none".
             policy = GradualUnfreeze(head_epochs, train_batchnorm=False)
+            strategy_of[f"{backbone}-fine-tune"] = "fine-tune"
             models[f"{backbone}-fine-tune"] = TransferClassifier(
                 backbone, weights="imagenet", freeze=policy,
                 lr=ft_lr, backbone_lr_mult=backbone_lr_mult, augment=ft_augment,
                 max_epochs=n_epochs["fine-tune"], **common)
-        strategy_of = {name: s for name, s in zip(models, selected)}
         result = compare(
             models, X_train, y_train, test=(X_test, y_test), strategies=strategy_of,
             class_names=dict(enumerate(names)), progress=progress, experiment="monkeys",
@@ -174,8 +180,8 @@ def run_monkeys(
     settings = {
         "experiment": "monkeys", "backbone": backbone, "weights": "imagenet",
         "image_size": image_size, "scratch_image_size": scratch_image_size,
-        "strategies": selected, "epochs": {models_name: n_epochs[s] for models_name, s in
-                                           zip(models, selected)},
+        "strategies": selected,
+        "epochs": {name: n_epochs[s] for name, s in strategy_of.items()},
         "ft_head_epochs": ft_head_epochs, "lr": lr, "head_lr": head_lr, "ft_lr": ft_lr,
         "backbone_lr_mult": backbone_lr_mult, "ft_augment": ft_augment,
         "ft_batchnorm": "frozen (ImageNet running statistics)",

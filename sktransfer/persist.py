@@ -1,0 +1,420 @@
+"""Save and load fitted estimators without pickle: tensors plus JSON, read weights-only.
+
+A pickle runs code when it is loaded, so a model file from someone else is a program.
+:func:`save` writes one file holding only data: the estimator's parameters and fitted
+attributes as a JSON document, and its weights as tensors; :func:`load` reads it with
+``torch.load(weights_only=True)``, rebuilds the network from the parameters through the
+registry (no pretrained weights are needed, the saved ones replace them) and loads the
+weights. Nothing in the file is imported or executed.
+
+What cannot be written as data is refused with a message, never dropped silently: a
+backbone built from your own ``torch.nn.Module`` (register it as a plugin, or pickle),
+optimizer classes outside ``torch.optim``, a ``RandomState`` instance. ``callbacks``
+are training-time objects: they are not saved, and :func:`save` says so.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import warnings
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import clone
+from sklearn.preprocessing import LabelEncoder
+from skorch.history import History
+
+from .backbones.exported import ExportedBackbone
+from .freeze import FreezePolicy
+from .inputs import Inputs
+
+__all__ = ["load", "save"]
+
+FORMAT = "sktransfer-estimator"
+FORMAT_VERSION = 1
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sktransfer")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
+def _classes() -> dict[str, type]:
+    from .encoder import PretrainedEncoder
+    from .estimator import TransferClassifier
+    from .regressor import TransferRegressor
+
+    return {c.__name__: c for c in (TransferClassifier, TransferRegressor, PretrainedEncoder)}
+
+
+# ---------------------------------------------------------------------------------- params
+def _policy_name(policy: FreezePolicy) -> str:
+    from .registry import _policy_entry_points, _runtime_policies
+
+    for name, cls in {**_policy_entry_points(), **_runtime_policies}.items():
+        if cls is type(policy):
+            return name
+    raise ValueError(
+        f"freeze={policy!r} is a {type(policy).__name__}, which is not a registered freeze "
+        "policy, so a file cannot name it: register it (register_freeze_policy or the "
+        "'sktransfer.freeze_policies' entry point), or pickle the estimator"
+    )
+
+
+def _encode_param(name: str, value: Any, tensors: dict) -> Any:
+    """A parameter value as JSON (tensors of an exported backbone go to ``tensors``)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, Real):
+        return float(value)
+    if isinstance(value, (tuple, list)) and all(
+        isinstance(v, (bool, str, Integral, Real)) for v in value
+    ):
+        return {"tuple": [v.item() if isinstance(v, np.generic) else v for v in value]}
+    if isinstance(value, dict) and name == "backbone_kwargs":
+        return {"dict": json.loads(json.dumps(value, default=_plain))}
+    if isinstance(value, os.PathLike):
+        return {"path": os.fspath(value)}
+    if isinstance(value, torch.device):
+        return str(value)
+    if isinstance(value, ExportedBackbone):
+        if value.module is not None:
+            raise ValueError(
+                "backbone is an exported custom torch.nn.Module, which a data-only file "
+                "cannot rebuild: register the architecture as a backbone plugin, or pickle "
+                "the estimator"
+            )
+        for key, tensor in value.state_dict.items():
+            tensors[f"param.backbone.{key}"] = tensor
+        return {"exported_backbone": {
+            "name": value.name, "kwargs": json.loads(json.dumps(value.kwargs, default=_plain)),
+            "input_shape": list(value.input_shape),
+            "image_size": list(value.image_size) if value.image_size else None,
+            "meta": {k: v for k, v in value.meta.items() if isinstance(v, (int, float, str))},
+        }}
+    if isinstance(value, FreezePolicy):
+        params = {k: _encode_param(k, v, tensors) for k, v in value.get_params().items()}
+        return {"freeze_policy": _policy_name(value), "params": params}
+    if isinstance(value, type) and issubclass(value, torch.optim.Optimizer):
+        if not value.__module__.startswith("torch.optim"):
+            raise ValueError(
+                f"optimizer={value.__name__} is not a torch.optim class, so a data-only file "
+                "cannot name it safely; pickle the estimator instead"
+            )
+        return {"torch_optimizer": value.__name__}
+    if name == "cache_dir" and hasattr(value, "location"):
+        return {"path": os.fspath(value.location)}
+    if name == "random_state" and isinstance(value, np.random.RandomState):
+        raise ValueError(
+            "random_state is a RandomState instance, whose state a data-only file does not "
+            "keep: set an int (or None) before saving"
+        )
+    if isinstance(value, torch.nn.Module):
+        raise ValueError(
+            f"{name} is a torch.nn.Module ({type(value).__name__}), which a data-only file "
+            "cannot rebuild: register the architecture as a backbone plugin, or pickle the "
+            "estimator"
+        )
+    raise ValueError(
+        f"parameter {name}={value!r} cannot be written as data; set it to a plain value, "
+        "or pickle the estimator"
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"{value!r} is not JSON data")
+
+
+def _decode_param(value: Any, tensors: dict) -> Any:
+    if not isinstance(value, dict):
+        return value
+    if "tuple" in value:
+        return tuple(value["tuple"])
+    if "dict" in value:
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in value["dict"].items()}
+    if "path" in value:
+        return value["path"]
+    if "exported_backbone" in value:
+        spec = value["exported_backbone"]
+        prefix = "param.backbone."
+        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["kwargs"].items()}
+        return ExportedBackbone(spec["name"], kwargs, tuple(spec["input_shape"]), state,
+                                spec["image_size"], spec["meta"])
+    if "freeze_policy" in value:
+        from .registry import resolve_freeze_policy
+
+        policy = resolve_freeze_policy(value["freeze_policy"])
+        return policy.set_params(**{k: _decode_param(v, tensors)
+                                    for k, v in value["params"].items()})
+    if "torch_optimizer" in value:
+        cls = getattr(torch.optim, value["torch_optimizer"], None)
+        if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+            raise ValueError(f"unknown torch optimizer {value['torch_optimizer']!r} in the file")
+        return cls
+    raise ValueError(f"unreadable parameter value {value!r} in the file")
+
+
+# ---------------------------------------------------------------------------------- save
+def save(estimator, path: str | os.PathLike) -> Path:
+    """Write a fitted estimator to ``path`` as data only (tensors + JSON), no pickle.
+
+    Parameters
+    ----------
+    estimator : TransferClassifier, TransferRegressor or PretrainedEncoder
+        A fitted estimator.
+    path : str or path-like
+        The file to write (by convention ``.skt``); written atomically.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import sktransfer
+    >>> X, y = np.random.rand(40, 4), np.arange(40) % 2
+    >>> clf = sktransfer.TransferClassifier(max_epochs=2, random_state=0).fit(X, y)
+    >>> path = sktransfer.save(clf, "model.skt")  # doctest: +SKIP
+    >>> sktransfer.load(path).predict(X[:3])       # doctest: +SKIP
+    array([...])
+    """
+    classes = _classes()
+    name = type(estimator).__name__
+    if classes.get(name) is not type(estimator):
+        raise TypeError(
+            f"save() writes TransferClassifier, TransferRegressor and PretrainedEncoder "
+            f"models; got a {name}. Pickle other objects (only from trusted sources)."
+        )
+    fitted_attr = "backbone_" if name == "PretrainedEncoder" else "net_"
+    if not hasattr(estimator, fitted_attr):
+        raise ValueError(f"this {name} is not fitted yet: call fit before save")
+    tensors: dict[str, torch.Tensor] = {}
+    params = estimator.get_params(deep=False)
+    if params.get("callbacks"):
+        warnings.warn(
+            f"callbacks={params['callbacks']!r} are training-time objects and are not saved; "
+            "the loaded model predicts the same, and has callbacks=None",
+            UserWarning,
+            stacklevel=2,
+        )
+        params["callbacks"] = None
+    doc: dict[str, Any] = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "sktransfer_version": _version(),
+        "class": name,
+        "params": {k: _encode_param(k, v, tensors) for k, v in params.items()},
+        "fitted": _fitted_attributes(estimator, tensors),
+    }
+    module = estimator.backbone_ if name == "PretrainedEncoder" else estimator.net_.module_
+    for key, tensor in module.state_dict().items():
+        tensors[f"module.{key}"] = tensor.detach().cpu()
+    buffer = io.BytesIO()
+    torch.save({"json": json.dumps(doc, allow_nan=True), "tensors": tensors}, buffer)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(buffer.getvalue())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _array(values: np.ndarray) -> dict:
+    return {"values": values.tolist(), "dtype": values.dtype.str if values.dtype.kind != "O"
+            else "object"}
+
+
+def _unarray(spec: dict) -> np.ndarray:
+    if spec["dtype"] == "object":
+        return np.array(spec["values"], dtype=object)
+    return np.asarray(spec["values"], dtype=np.dtype(spec["dtype"]))
+
+
+def _fitted_attributes(est, tensors: dict) -> dict:
+    backbone = est.backbone_ if hasattr(est, "backbone_") else est.net_.module_.backbone
+    info = backbone.info
+    if info is None or info.name == "<module>":
+        raise ValueError(
+            "the backbone was built from a custom torch.nn.Module, which a data-only file "
+            "cannot rebuild: register the architecture as a backbone plugin (see the docs "
+            "on plugins), or pickle the estimator (only load pickles you trust)"
+        )
+    out: dict[str, Any] = {
+        "architecture": {
+            "name": info.name, "kwargs": json.loads(json.dumps(info.kwargs, default=_plain)),
+            "input_shape": list(backbone.input_shape),
+            "image_size": list(backbone.image_size) if backbone.image_size else None,
+        },
+        "input_kind_": est.input_kind_,
+        "input_shape_": list(est.input_shape_) if est.input_shape_ is not None else None,
+        "backbone_digest_": est.backbone_digest_,
+    }
+    if hasattr(est, "n_features_in_"):
+        out["n_features_in_"] = int(est.n_features_in_)
+    if hasattr(est, "feature_names_in_"):
+        out["feature_names_in_"] = _array(est.feature_names_in_)
+    if hasattr(est, "net_"):
+        out["feature_cache_used_"] = bool(est.feature_cache_used_)
+        out["freeze_policy_"] = _encode_param("freeze", est.freeze_policy_, tensors)
+        out["history"] = json.loads(json.dumps(est.net_.history.to_list(), default=_plain))
+    if hasattr(est, "classes_"):
+        out["classes_"] = _array(np.asarray(est.classes_))
+    if hasattr(est, "n_outputs_"):
+        out.update(n_outputs_=int(est.n_outputs_), y_mean_=est.y_mean_.tolist(),
+                   y_scale_=est.y_scale_.tolist(), y_1d=bool(est._y_1d))
+    return out
+
+
+# ---------------------------------------------------------------------------------- load
+def load(path: str | os.PathLike):
+    """Read an estimator written by :func:`save` (weights-only: no code runs).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save`.
+
+    Returns
+    -------
+    TransferClassifier, TransferRegressor or PretrainedEncoder
+        Fitted, predicting as the saved one did.
+
+    Examples
+    --------
+    >>> model = sktransfer.load("model.skt")  # doctest: +SKIP
+    """
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise ValueError(
+            f"{path} is not an sktransfer model file written by sktransfer.save(), or it is "
+            f"damaged ({type(exc).__name__}: {exc}); files are read weights-only, so pickled "
+            "objects are refused"
+        ) from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("json"), str):
+        raise ValueError(f"{path} is not an sktransfer model file written by sktransfer.save()")
+    doc = json.loads(payload["json"])
+    tensors = payload.get("tensors", {})
+    if doc.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an sktransfer model file written by sktransfer.save()")
+    if doc.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(
+            f"{path} was written by a newer sktransfer ({doc.get('sktransfer_version')}, "
+            f"format {doc['format_version']}); upgrade sktransfer to read it"
+        )
+    classes = _classes()
+    if doc["class"] not in classes:
+        raise ValueError(f"{path} holds an unknown estimator class {doc['class']!r}")
+    cls = classes[doc["class"]]
+    params = {k: _decode_param(v, tensors) for k, v in doc["params"].items()}
+    est = cls(**params)
+    fitted = doc["fitted"]
+    state = {k[len("module."):]: v for k, v in tensors.items() if k.startswith("module.")}
+    _restore(est, fitted, state, tensors)
+    return est
+
+
+def _restore(est, fitted: dict, state: dict, tensors: dict) -> None:
+    from ._training import resolve_amp, resolve_device
+
+    shape = tuple(fitted["input_shape_"]) if fitted["input_shape_"] is not None else None
+    kind = fitted["input_kind_"]
+    if kind == "tabular":
+        inputs = Inputs("tabular", torch.zeros((2, *shape)), shape, shape[0])
+    elif kind == "image":
+        inputs = Inputs("image", torch.zeros((2, *shape), dtype=torch.uint8), shape)
+    else:
+        inputs = Inputs("paths", np.array([], dtype=object), None, 1)
+    _restore_target(est, fitted)
+    # Rebuild the architecture from the fitted backbone's registry name, never from the
+    # published weights or a checkpoint path (neither may exist where the file is read):
+    # the saved weights replace whatever the registry initialises.
+    arch = fitted["architecture"]
+    prefix = "" if type(est).__name__ == "PretrainedEncoder" else "backbone."
+    backbone_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in arch["kwargs"].items()}
+    source = ExportedBackbone(arch["name"], kwargs, tuple(arch["input_shape"]), backbone_state,
+                              arch["image_size"])
+    builder = clone(est).set_params(backbone=source)
+    _restore_target(builder, fitted)
+    if "weights" in builder.get_params(deep=False):
+        builder.set_params(weights=None)
+    device = resolve_device(est.device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "frozen random weights": not so here
+        if type(est).__name__ == "PretrainedEncoder":
+            backbone = builder._make_backbone(inputs)
+            _load_state(backbone, state)
+            backbone.requires_grad_(False)
+            backbone.eval()
+            est.backbone_ = backbone.to(device)
+        else:
+            policy = _decode_param(fitted["freeze_policy_"], tensors)
+            network = builder._build_network(inputs, policy, device)
+            _load_state(network, state)
+            amp_dtype = resolve_amp(est.mixed_precision, device)
+            net = est._make_net(network, policy, 0, device, amp_dtype, None)
+            net.initialize()
+            net.history = History(fitted["history"])
+            net.head_only = bool(fitted["feature_cache_used_"])
+            est.net_ = net
+            est.freeze_policy_ = policy
+            est.feature_cache_used_ = bool(fitted["feature_cache_used_"])
+            est.history_ = _history_frame(net.history)
+    est.backbone_digest_ = fitted["backbone_digest_"]
+    est.input_kind_ = kind
+    est.input_shape_ = shape
+    if "n_features_in_" in fitted:
+        est.n_features_in_ = fitted["n_features_in_"]
+    if "feature_names_in_" in fitted:
+        est.feature_names_in_ = _unarray(fitted["feature_names_in_"])
+
+
+def _restore_target(est, fitted: dict) -> None:
+    """What the head's size and the predictions need: classes, or the target's scaling."""
+    if "classes_" in fitted:
+        est.classes_ = _unarray(fitted["classes_"])
+        est._label_encoder = LabelEncoder().fit(est.classes_)
+    if "n_outputs_" in fitted:
+        est.n_outputs_ = fitted["n_outputs_"]
+        est.y_mean_ = np.asarray(fitted["y_mean_"], dtype=np.float64)
+        est.y_scale_ = np.asarray(fitted["y_scale_"], dtype=np.float64)
+        est._y_1d = fitted["y_1d"]
+
+
+def _load_state(module: torch.nn.Module, state: dict) -> None:
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"the saved weights do not fit the architecture rebuilt from the saved "
+            f"parameters ({exc}); the file may come from another sktransfer version"
+        ) from exc
+
+
+def _history_frame(history) -> pd.DataFrame:
+    from ._training import history_frame
+
+    return history_frame(history)

@@ -1,0 +1,131 @@
+"""save/load: fitted estimators as data only (tensors + JSON), read weights-only."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+import sktransfer
+from sktransfer import (
+    GradualUnfreeze,
+    PretrainedEncoder,
+    TransferClassifier,
+    TransferRegressor,
+)
+
+FAST = {"max_epochs": 3, "lr": 1e-2, "random_state": 0, "backbone_kwargs": {"hidden": (16,)}}
+TINY_CNN = {"channels": (4, 8), "num_features": 16, "image_size": 8}
+
+
+def _roundtrip(est, tmp_path, name="model.skt"):
+    return sktransfer.load(sktransfer.save(est, tmp_path / name))
+
+
+def test_classifier_with_string_labels_predicts_the_same(tmp_path, blobs):
+    X, y = blobs
+    labels = np.array(["ethanol", "ethylene", "ammonia"])[y]
+    clf = TransferClassifier(**FAST).fit(X, labels)
+    loaded = _roundtrip(clf, tmp_path)
+    np.testing.assert_array_equal(loaded.classes_, clf.classes_)
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-6)
+    assert loaded.get_params() == clf.get_params()
+    assert list(loaded.history_.columns) == list(clf.history_.columns)
+    assert len(loaded.history_) == 3
+    # a loaded model keeps training with warm_start
+    loaded.set_params(warm_start=True).fit(X, labels)
+    assert len(loaded.history_) == 6
+
+
+def test_transferred_model_keeps_its_source_backbone_and_policy(tmp_path, blobs):
+    X, y = blobs
+    src = TransferClassifier(**FAST).fit(X, y)
+    clf = TransferClassifier(src.export_backbone(), freeze=GradualUnfreeze(head_epochs=1),
+                             max_epochs=3, random_state=0).fit(X, y)
+    loaded = _roundtrip(clf, tmp_path)
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-6)
+    assert loaded.freeze == GradualUnfreeze(head_epochs=1).get_params() or isinstance(
+        loaded.freeze, GradualUnfreeze)
+    src_state = loaded.backbone.state_dict
+    for key, value in src.export_backbone().state_dict.items():
+        np.testing.assert_array_equal(src_state[key], value)
+
+
+def test_image_model_on_cached_features(tmp_path, tiny_images):
+    X, y = tiny_images
+    clf = TransferClassifier("cnn", backbone_kwargs=TINY_CNN, freeze="none", max_epochs=2,
+                             random_state=0).fit(X, y)
+    loaded = _roundtrip(clf, tmp_path)
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-5)
+
+
+def test_regressor_and_encoder(tmp_path, blobs):
+    X, y = blobs
+    reg = TransferRegressor(**FAST).fit(X, y * 100.0 + 5)
+    np.testing.assert_allclose(_roundtrip(reg, tmp_path, "r.skt").predict(X), reg.predict(X),
+                               rtol=1e-6)
+    src = TransferClassifier(**FAST).fit(X, y)
+    enc = PretrainedEncoder(src.export_backbone()).fit(X)
+    np.testing.assert_allclose(_roundtrip(enc, tmp_path, "e.skt").transform(X),
+                               enc.transform(X), rtol=1e-6)
+
+
+def test_pretrained_weights_are_not_needed_to_load(tmp_path, tiny_images):
+    """The architecture is rebuilt without its published weights: the saved ones replace
+    them, so a model file loads where the pretrained download is not available."""
+    X, y = tiny_images
+    clf = TransferClassifier("efficientnet_lite0", weights="imagenet", freeze="backbone",
+                             image_size=32, max_epochs=1, device="cpu").fit(X[:8], y[:8])
+    loaded = _roundtrip(clf, tmp_path)
+    assert loaded.weights == "imagenet"
+    np.testing.assert_allclose(loaded.predict_proba(X[:4]), clf.predict_proba(X[:4]),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_pickles_are_refused(tmp_path):
+    path = tmp_path / "evil.skt"
+    path.write_bytes(pickle.dumps(os.system))
+    with pytest.raises(ValueError, match="not an sktransfer model file"):
+        sktransfer.load(path)
+
+
+def test_unsavable_values_are_errors_not_losses(tmp_path, blobs):
+    import torch
+
+    X, y = blobs
+    body = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.ReLU())
+    clf = TransferClassifier(body, max_epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="plugin|pickle"):
+        sktransfer.save(clf, tmp_path / "m.skt")
+    with pytest.raises(ValueError, match="not fitted"):
+        sktransfer.save(TransferClassifier(), tmp_path / "m.skt")
+    clf = TransferClassifier(**{**FAST, "random_state": np.random.RandomState(0)}).fit(X, y)
+    with pytest.raises(ValueError, match="RandomState"):
+        sktransfer.save(clf, tmp_path / "m.skt")
+    assert not (tmp_path / "m.skt").exists()
+
+
+def test_callbacks_are_not_saved_and_say_so(tmp_path, blobs):
+    from skorch.callbacks import GradientNormClipping
+
+    X, y = blobs
+    clf = TransferClassifier(callbacks=[GradientNormClipping(1.0)], **FAST).fit(X, y)
+    with pytest.warns(UserWarning, match="not saved"):
+        path = sktransfer.save(clf, tmp_path / "m.skt")
+    assert sktransfer.load(path).callbacks is None
+
+
+def test_tta_averages_mirrored_views(tiny_images):
+    X, y = tiny_images
+    base = dict(backbone_kwargs=TINY_CNN, max_epochs=2, random_state=0)
+    plain = TransferClassifier("cnn", **base).fit(X, y)
+    tta = TransferClassifier("cnn", tta=True, **base).fit(X, y)
+    mirrored = np.ascontiguousarray(X[:, :, ::-1])
+    expected = (plain.predict_proba(X) + plain.predict_proba(mirrored)) / 2
+    np.testing.assert_allclose(tta.predict_proba(X), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_tta_on_tabular_data_warns(blobs):
+    X, y = blobs
+    with pytest.warns(UserWarning, match="tta=True"):
+        TransferClassifier(tta=True, **FAST).fit(X, y)

@@ -66,9 +66,10 @@ class TransferRegressor(RegressorMixin, _TransferEstimatorBase):
     Parameters
     ----------
     backbone, weights, freeze, head, backbone_kwargs, optimizer, lr, backbone_lr_mult, \
-lr_schedule, warmup, layer_decay, weight_decay, l2sp, max_epochs, batch_size, validation_fraction, early_stopping, input_shape, \
-image_size, augment, cache_features, cache_dir, mixed_precision, compile, device, \
-num_workers, callbacks, warm_start, tta, random_state, verbose
+lr_schedule, warmup, layer_decay, weight_decay, l2sp, max_epochs, batch_size, \
+validation_fraction, early_stopping, input_shape, image_size, augment, cache_features, \
+cache_dir, mixed_precision, compile, device, num_workers, callbacks, warm_start, tta, \
+random_state, verbose
         As for :class:`~sktransfer.TransferClassifier` (the validation hold-out is a
         plain random split, not stratified). MixUp, CutMix and label smoothing are
         classification techniques and are not parameters here.

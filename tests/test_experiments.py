@@ -52,7 +52,10 @@ def test_baselines_are_scaled_pipelines():
     for name in BASELINES:
         pipe = make_baseline(name, random_state=0, class_weight="balanced")
         assert pipe.steps[0][0] == "standardscaler"
-        assert pipe[-1].get_params()["class_weight"] == "balanced"
+        final = pipe[-1]
+        if hasattr(final, "param_grid"):  # tuned baselines: an inner GridSearchCV
+            final = final.estimator
+        assert final.get_params()["class_weight"] == "balanced"
     with pytest.raises(ValueError, match="known baselines"):
         make_baseline("knn")
 

@@ -1,4 +1,4 @@
-"""The demo: the gas drift study on the embedded data, offline, in about a minute."""
+"""The demo: the gas drift study on the embedded data, offline, in a few minutes."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def run_demo(
     An MLP pretrained on batches 1-3 is adapted to the drifted batches 4, 5 and 6 with
     10% of their rows labelled, for the imbalanced task "acetaldehyde vs other gases":
     scratch vs fine-tuning, feature extraction, last-2, gradual unfreezing, the source
-    model alone and three classical baselines, over 5 repeats. About a minute on two
+    model alone and three classical baselines, over 5 repeats; every batch is standardised
+    with its own rows first (``preprocessing="batch"``). A few minutes on two
     CPU cores.
 
     Parameters

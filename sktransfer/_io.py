@@ -422,18 +422,29 @@ def _too_big(archive: Path, total: int, max_bytes: int) -> UnsafeArchiveError:
     )
 
 
-def _verify_gzip(archive: Path) -> None:
-    """Decompress the whole file once: a corrupt byte fails the gzip CRC or length."""
+def _verify_gzip(archive: Path, max_bytes: int) -> None:
+    """Decompress the whole file once: a corrupt byte fails the gzip CRC or length.
+
+    Stops early when the stream is far larger than ``max_bytes`` (a gzip bomb): tar
+    headers and padding add far less than the members themselves.
+    """
+    limit = 2 * max_bytes + (1 << 20)
+    n = 0
     with gzip.open(archive, "rb") as gz:
-        while gz.read(1 << 20):
-            pass
+        while chunk := gz.read(1 << 20):
+            n += len(chunk)
+            if n > limit:
+                raise _too_big(archive, n, max_bytes)
+
+
+_FILTER_ERRORS = (tarfile.FilterError,) if hasattr(tarfile, "FilterError") else ()
 
 
 def _extract_tar(archive: Path, root: Path, kind: str, max_bytes: int) -> None:
     root_real = os.path.realpath(root)
     try:
         if kind == "tar.gz":
-            _verify_gzip(archive)
+            _verify_gzip(archive, max_bytes)
         with tarfile.open(archive, "r:gz" if kind == "tar.gz" else "r:") as tar:
             members = tar.getmembers()
             total = 0
@@ -459,6 +470,10 @@ def _extract_tar(archive: Path, root: Path, kind: str, max_bytes: int) -> None:
                 tar.extractall(root, members=members)  # noqa: S202 - members checked above
     except UnsafeArchiveError:
         raise
+    except _FILTER_ERRORS as exc:  # pragma: no cover - our checks refuse these first
+        raise UnsafeArchiveError(
+            f"Refused member {exc} {_where(archive)} (by Python's tarfile data filter)."
+        ) from exc
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise UnsafeArchiveError(
             f"Archive {os.fspath(archive)!r} is not a valid {kind} file, or is corrupt or "

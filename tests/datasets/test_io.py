@@ -396,6 +396,21 @@ def test_too_large_archive_is_refused(tmp_path):
     archive = _tar(tmp_path / "big.tar.gz", [("a", b"a" * 1000), ("b", b"b" * 1000)])
     with pytest.raises(UnsafeArchiveError, match="limit"):
         safe_extract(archive, tmp_path / "out", kind="tar.gz", max_bytes=1500)
+    z = _zip(tmp_path / "big.zip", [("a", b"a" * 1000), ("b", b"b" * 1000)])
+    with pytest.raises(UnsafeArchiveError, match="limit"):
+        safe_extract(z, tmp_path / "out", kind="zip", max_bytes=1500)
+    _nothing_escaped(tmp_path)
+
+
+def test_gzip_bomb_is_stopped_while_verifying(tmp_path):
+    import gzip
+
+    bomb = tmp_path / "bomb.tar.gz"
+    with gzip.open(bomb, "wb") as gz:
+        for _ in range(4):
+            gz.write(b"\0" * (1 << 20))  # 4 MiB of zeros: a few kB compressed
+    with pytest.raises(UnsafeArchiveError, match="limit"):
+        safe_extract(bomb, tmp_path / "out", kind="tar.gz", max_bytes=1000)
     _nothing_escaped(tmp_path)
 
 

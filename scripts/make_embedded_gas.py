@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sktransfer.datasets._download import _sha256
+from sktransfer._io import sha256_file as _sha256
 from sktransfer.datasets._gas import EMBEDDED_BATCHES, EMBEDDED_FILE, GAS_SHA256, _read_batch_file
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "sktransfer" / "datasets" / "data"

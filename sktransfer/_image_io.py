@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = ["read_image"]
 
@@ -26,6 +26,8 @@ def read_image(path: str | os.PathLike, image_size: ImageSize = None) -> np.ndar
     """Read an image file into a uint8 RGB array of shape (height, width, 3).
 
     Grayscale, palette, RGBA, CMYK and 16-bit images are converted to 8-bit RGB.
+    Photos carrying an EXIF orientation tag are turned upright first
+    (:func:`PIL.ImageOps.exif_transpose`).
 
     Parameters
     ----------
@@ -84,6 +86,7 @@ def _decode_image(
     try:
         with Image.open(source) as img:
             img.load()
+            img = _exif_upright(img)
             img = _to_rgb(img)
             if size is not None:
                 img = _resize(img, size)
@@ -99,6 +102,13 @@ def _decode_image(
     if array.ndim != 3 or array.shape[2] != 3:  # pragma: no cover - defensive
         raise ValueError(f"Decoding {name!r} gave an array of shape {array.shape}.")
     return array
+
+
+def _exif_upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation tag, so that camera photos are not read sideways."""
+    if img.getexif().get(0x0112, 1) in (None, 1):  # 0x0112: Orientation
+        return img  # the common case: no copy
+    return ImageOps.exif_transpose(img)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
-import io
 import json
 import os
 import pickle
 import re
 import shutil
-import socket
 import tarfile
 import tempfile
+import warnings
+import zipfile
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -21,8 +22,8 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .._image_io import _is_image_file
+from .._io import DownloadError, atomic_write, download, safe_extract, sha256_file
 from ._base import _check_subset, _load_descr, _resolve_data_home
-from ._download import DEFAULT_TIMEOUT
 from ._image_folder import _decode_many, _list_images
 
 __all__ = ["CIFAR10_CLASSES", "fetch_cifar10", "split_classes"]
@@ -47,7 +48,12 @@ _PICKLE_FILES = {
     "test": ("test_batch",),
 }
 _CACHE_DIR = "_cache"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
+
+#: The original CIFAR-10 python archive and its SHA-256 (the digest torchvision's
+#: dataset code pins; its MD5 is c58f30108f718f92721af3b95e74349a).
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 
 
 def fetch_cifar10(
@@ -70,12 +76,15 @@ def fetch_cifar10(
     3. an archive ``cifar10-{subset}-jpeg.tar.gz``, or any ``*.tar.gz`` holding such
        a folder, read directly (nothing is extracted).
 
-    When none is present and ``download`` is True, the pickles are downloaded with
-    ``torchvision.datasets.CIFAR10`` (which verifies their MD5 checksum). Images
-    decoded from a folder or an archive are cached as ``.npz`` in
-    ``cifar10/_cache/`` of the default data home (``$SKTRANSFER_DATA`` or
-    ``~/sktransfer_data``, never a ``data_home`` given here, which may be read-only);
-    the cache is skipped when it cannot be written.
+    When none is present and ``download`` is True, the original archive is
+    downloaded from the CIFAR-10 page, verified against its pinned SHA-256 checksum
+    and unpacked safely (see the user guide's "Security and trust" page); the
+    pickles are read with an unpickler that builds numpy arrays only. A ``.tar.gz``
+    is read to its end, so a corrupt byte fails its gzip CRC. Images decoded from a
+    folder or an archive are cached as ``.npz`` in ``cifar10/_cache/`` of the
+    default data home (``$SKTRANSFER_DATA`` or ``~/sktransfer_data``, never a
+    ``data_home`` given here, which may be read-only); the cache is skipped when it
+    cannot be written, and a corrupt cache file is rebuilt with a warning.
 
     =================   ===============
     Classes                          10
@@ -92,8 +101,8 @@ def fetch_cifar10(
         The data home. None uses ``$SKTRANSFER_DATA``, then ``~/sktransfer_data``.
 
     download : bool, default=True
-        If True, download the data through torchvision when it is not found. If
-        False, missing data raise FileNotFoundError.
+        If True, download the data (about 163 MiB) when it is not found. If False,
+        missing data raise FileNotFoundError.
 
     max_per_class : int, default=None
         Keep only the first ``max_per_class`` images of each class (in the order of
@@ -344,48 +353,37 @@ def _read_pickles(
 
 
 def _download_pickles(root: Path, subset: str, *, verbose: int) -> list[Path]:
-    """Download the pickles with torchvision (MD5-verified) and move them into ``root``.
+    """Download the original archive (SHA-256 verified), unpack it safely into ``root``.
 
-    The download happens in a temporary folder, so nothing is written to ``root``
-    unless it succeeds.
+    Download and extraction happen in a temporary folder, so nothing is written to
+    ``root`` unless all of it succeeds.
     """
-    try:
-        from torchvision import datasets as tv_datasets
-    except ImportError as exc:  # pragma: no cover - torchvision is a dependency
-        raise ImportError("Downloading CIFAR-10 needs torchvision.") from exc
     hint = (
-        f"Without network access, put torchvision's {_PICKLE_DIR}/ folder (from "
-        f"https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz) or an image folder "
-        f"{subset}/<class name>/*.png in {root}, or use download=False."
+        f"Without network access, put the {_PICKLE_DIR}/ folder (from {CIFAR10_URL}) or an "
+        f"image folder {subset}/<class name>/*.png in {root}, or use download=False."
     )
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DEFAULT_TIMEOUT)  # torchvision's urlopen has no timeout
-    try:
-        with tempfile.TemporaryDirectory(prefix="sktransfer-cifar10-") as tmp:
-            quiet = (
-                contextlib.redirect_stdout(io.StringIO())
-                if not verbose
-                else contextlib.nullcontext()
+    with tempfile.TemporaryDirectory(prefix="sktransfer-cifar10-") as tmp:
+        tmp = Path(tmp)
+        try:
+            archive = download(
+                CIFAR10_URL, tmp / "cifar-10-python.tar.gz", sha256=CIFAR10_SHA256,
+                verbose=verbose,
             )
-            try:
-                with quiet:
-                    tv_datasets.CIFAR10(root=tmp, train=subset == "train", download=True)
-            except Exception as exc:
-                raise OSError(f"Could not download CIFAR-10: {exc}. {hint}") from exc
-            downloaded = Path(tmp) / _PICKLE_DIR
-            missing = [n for n in _PICKLE_FILES[subset] if not (downloaded / n).is_file()]
-            if missing:
-                raise OSError(f"The CIFAR-10 download did not produce {missing}. {hint}")
-            try:
-                target = root / _PICKLE_DIR
-                target.mkdir(parents=True, exist_ok=True)
-                for path in sorted(downloaded.iterdir()):
-                    if not (target / path.name).exists():  # keep what is already there
-                        shutil.move(os.fspath(path), os.fspath(target / path.name))
-            except OSError as exc:
-                raise OSError(f"Cannot write CIFAR-10 to {root} ({exc}). {hint}") from exc
-    finally:
-        socket.setdefaulttimeout(previous)
+        except DownloadError as exc:
+            raise DownloadError(f"Could not download CIFAR-10: {exc} {hint}", exc.url) from exc
+        extracted = safe_extract(archive, tmp / "extracted", kind="tar.gz")
+        downloaded = extracted / _PICKLE_DIR
+        missing = [n for n in _PICKLE_FILES[subset] if not (downloaded / n).is_file()]
+        if missing:
+            raise OSError(f"The CIFAR-10 archive does not contain {missing}. {hint}")
+        try:
+            target = root / _PICKLE_DIR
+            for path in sorted(downloaded.iterdir()):
+                if path.is_file() and not (target / path.name).exists():  # keep what is there
+                    with atomic_write(target / path.name) as out, open(path, "rb") as src:
+                        shutil.copyfileobj(src, out)
+        except OSError as exc:
+            raise OSError(f"Cannot write CIFAR-10 to {root} ({exc}). {hint}") from exc
     return [root / _PICKLE_DIR / name for name in _PICKLE_FILES[subset]]
 
 
@@ -434,7 +432,8 @@ def _read_folder(
     fingerprint = []
     for rel, path in items:
         st = os.stat(path)
-        fingerprint.append([rel, st.st_size, st.st_mtime_ns])
+        # ctime too: a file overwritten with its mtime restored still changes it.
+        fingerprint.append([rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino])
     key = ["folder", os.fspath(folder.resolve()), fingerprint]
     name = f"{subset}-folder"
     return _cached(
@@ -481,25 +480,30 @@ def _read_archive(
     archive: Path, subset: str, max_per_class: int | None, *, cache: bool, verbose: int
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Decode ``<subset>/<class>/*`` images straight from a tar archive (or None)."""
-    st = archive.stat()
-    key = ["archive", os.fspath(archive.resolve()), st.st_size, st.st_mtime_ns]
+    if not _peek_archive(archive, subset):
+        return None
+    # Keyed on the content, not the mtime: an archive replaced in place is noticed.
+    key = ["archive", os.fspath(archive.resolve()), sha256_file(archive)]
     name = f"{subset}-{re.sub(r'[^A-Za-z0-9_.-]', '_', archive.name)}"
 
     def build():
         per_class: dict[int, list] = {}
         try:
-            with tarfile.open(archive, "r|*") as tar:
-                for member in tar:
-                    if not member.isfile():
-                        continue
-                    cls = _member_class(member.name, subset)
-                    if cls is None:
-                        continue
-                    c = _class_index(cls, repr(os.fspath(archive)))
-                    f = tar.extractfile(member)
-                    data = f.read() if f is not None else b""
-                    per_class.setdefault(c, []).append((member.name, data))
-        except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+            with gzip.open(archive, "rb") as gz:
+                with tarfile.open(fileobj=gz, mode="r|") as tar:
+                    for member in tar:
+                        if not member.isreg():  # links and special members are skipped
+                            continue
+                        cls = _member_class(member.name, subset)
+                        if cls is None:
+                            continue
+                        c = _class_index(cls, repr(os.fspath(archive)))
+                        f = tar.extractfile(member)
+                        data = f.read() if f is not None else b""
+                        per_class.setdefault(c, []).append((member.name, data))
+                while gz.read(1 << 20):  # to the end: the gzip CRC and length are checked
+                    pass
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise ValueError(
                 f"CIFAR-10 archive {os.fspath(archive)!r} is corrupt or truncated: {exc}"
             ) from exc
@@ -515,8 +519,6 @@ def _read_archive(
         )
         return images, target
 
-    if not _peek_archive(archive, subset):
-        return None
     return _cached(key, name, max_per_class, cache, build)
 
 
@@ -528,13 +530,13 @@ def _peek_archive(archive: Path, subset: str, n_members: int = 50) -> bool:
     if archive.name == f"cifar10-{subset}-jpeg.tar.gz":
         return True
     try:
-        with tarfile.open(archive, "r|*") as tar:
+        with gzip.open(archive, "rb") as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
             for i, member in enumerate(tar):
                 if i >= n_members:
                     break
-                if member.isfile() and _member_class(member.name, subset) is not None:
+                if member.isreg() and _member_class(member.name, subset) is not None:
                     return True
-    except (tarfile.TarError, EOFError, zlib.error, OSError):
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile):
         return False  # not an archive of ours; ignore it
     return False
 
@@ -559,21 +561,42 @@ def _cached(key, name, max_per_class, cache, build):
     filename = f"{name}-{tag}-{digest}.npz"
     path = _cache_dir() / filename
     if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                images, target = f["images"], f["target"]
-            if (
-                images.dtype == np.uint8
-                and images.shape[1:] == (32, 32, 3)
-                and len(images) == len(target)
-            ):
-                return images, target.astype(np.int64)
-        except (OSError, ValueError, KeyError, zlib.error, EOFError):
-            pass  # unreadable cache: rebuild it
+        cached = _read_cache(path)
+        if cached is not None:
+            return cached
     result = build()
     if result is not None:
         _write_cache(path, *result)
     return result
+
+
+def _read_cache(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached (images, target), or None (with a warning) when the file is unusable."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            images, target = f["images"], f["target"]
+        problem = None
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (32, 32, 3):
+            problem = f"images of dtype {images.dtype} and shape {images.shape}"
+        elif target.ndim != 1 or len(images) != len(target):
+            problem = f"{len(images)} images but targets of shape {target.shape}"
+        elif target.dtype.kind not in "iu" or (
+            len(target) and (target.min() < 0 or target.max() >= len(CIFAR10_CLASSES))
+        ):
+            problem = "targets outside 0..9"
+        if problem is None:
+            return images, target.astype(np.int64)
+    except (OSError, ValueError, KeyError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+        problem = f"{type(exc).__name__}: {exc}"
+    warnings.warn(
+        f"The CIFAR-10 cache file {os.fspath(path)!r} is corrupt ({problem}); it is "
+        "deleted and rebuilt.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    with contextlib.suppress(OSError):
+        path.unlink()
+    return None
 
 
 def _marked_read_only(path: Path) -> bool:
@@ -592,12 +615,8 @@ def _write_cache(path: Path, images: np.ndarray, target: np.ndarray) -> None:
     """Write the cache atomically; give up silently when it cannot be written."""
     if _marked_read_only(path.parent):
         return
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        with atomic_write(path) as f:
             np.savez(f, images=images, target=target)
-        os.replace(tmp, path)
     except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        pass  # a cache is an optimisation: carry on without it

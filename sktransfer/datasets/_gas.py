@@ -13,15 +13,16 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from sklearn.datasets import load_svmlight_file
 from sklearn.utils import Bunch
 
+from .._io import DownloadError, _check_sha256, atomic_write, download, safe_extract, sha256_file
 from ._base import (
     _canonical_dataset_dir,
     _dataset_dirs,
     _load_descr,
     _normalize_ints,
 )
-from ._download import _fetch_remote, _safe_extract, _sha256
 
 __all__ = [
     "GAS_NAMES",
@@ -70,10 +71,16 @@ GAS_SHA256 = {
     5: "f4c6b6eed9aefd85f36e6bc6c272512ff44b09bbe22667ccaaf74ed877deba5b",
     6: "824a1d76c3c34b753bf51b40eb7a39fd52dab09984530a0110a66010801cbd68",
 }
-# NOTE: the checksums of batch7.dat ... batch10.dat and of the UCI zip itself could not
-# be computed when this was written (no network, and only batches 1-6 were at hand).
-# The zip is therefore downloaded unverified; the extracted batch1-6 files are verified
-# against GAS_SHA256, and batches 7-10 are only checked for a well-formed content.
+
+#: Rows of each batch, as the UCI page lists them (13,910 in all).
+GAS_ROWS = {1: 445, 2: 1244, 3: 1586, 4: 161, 5: 197, 6: 2300, 7: 3613, 8: 294, 9: 470, 10: 3600}
+
+#: SHA-256 of the UCI zip at :data:`UCI_URL`. Unknown: it could not be computed or found
+#: in any public source when this was written (no network here, and no loader we could
+#: find pins it). So ``fetch_gas_drift`` refuses to download the zip unless the caller
+#: passes ``archive_sha256`` (a digest they checked, or ``"unverified"``); the extracted
+#: batch1-6 are verified against GAS_SHA256 and batch7-10 against their row counts.
+UCI_ZIP_SHA256: str | None = None
 
 _BATCH_FILE = re.compile(r"batch(\d+)\.dat", re.IGNORECASE)
 
@@ -173,6 +180,7 @@ def fetch_gas_drift(
     *,
     data_home: str | os.PathLike | None = None,
     download: bool = True,
+    archive_sha256: str | None = None,
     return_X_y: bool = False,
     verbose: int = 1,
 ) -> Bunch | tuple[np.ndarray, np.ndarray]:
@@ -180,8 +188,17 @@ def fetch_gas_drift(
 
     Reads ``<data_home>/gas_drift/batch{1..10}.dat`` (the files as they are in the
     UCI zip; the folder may also be named ``gas-drift``). Missing batches are
-    downloaded from the UCI archive when ``download`` is True. Batches 1-6 are
-    verified against their known SHA-256 checksums.
+    downloaded from the UCI archive when ``download`` is True. Batch files 1-6 are
+    verified against their pinned SHA-256 checksums every time they are read; every
+    file is parsed with :func:`sklearn.datasets.load_svmlight_file` and must hold
+    finite values only.
+
+    No checksum of the UCI zip itself is known to sktransfer, so a download needs
+    ``archive_sha256``: the digest of the zip (checked by you), or ``"unverified"``
+    to accept it without one. Either way batch1-6 inside it are verified against
+    their pinned checksums, and batch7-10 for their format and row counts; the zip
+    is unpacked with links, special files and escaping paths refused. See the user
+    guide's "Security and trust" page.
 
     =================   ==============
     Classes                          6
@@ -200,8 +217,14 @@ def fetch_gas_drift(
         The data home. None uses ``$SKTRANSFER_DATA``, then ``~/sktransfer_data``.
 
     download : bool, default=True
-        If True, download the UCI zip when requested batches are missing. If False,
-        missing batches raise FileNotFoundError.
+        If True, download the UCI zip when requested batches are missing (see
+        ``archive_sha256``). If False, missing batches raise FileNotFoundError.
+
+    archive_sha256 : str, default=None
+        The expected SHA-256 of the UCI zip (64 hex digits), or ``"unverified"`` to
+        download it without verifying the zip itself. None (no checksum pinned)
+        refuses the download with a ValueError that says what to do. Only used
+        when batches are missing and ``download`` is True.
 
     return_X_y : bool, default=False
         If True, return ``(data, target)`` instead of a Bunch.
@@ -235,10 +258,12 @@ def fetch_gas_drift(
         If requested batches are missing and cannot be downloaded; the message names
         the missing files.
     OSError
-        If the download fails (for instance without network access).
+        If the download fails (for instance without network access), is cut short,
+        or does not match ``archive_sha256``; nothing is kept.
     ValueError
-        If a batch file is corrupt, truncated or fails its checksum; the message
-        names the file.
+        If a batch file is corrupt, truncated, holds NaN or fails its checksum (the
+        message names the file), or a download is needed and ``archive_sha256`` is
+        None.
 
     See Also
     --------
@@ -256,9 +281,11 @@ def fetch_gas_drift(
         if batches is None
         else _normalize_ints(batches, what="batches", allowed=ALL_BATCHES)
     )
+    if archive_sha256 is not None:
+        _expected_zip_sha256(archive_sha256, Path())  # a clear error for a bad value, now
     found, missing = _locate_batch_files(wanted, data_home)
     if missing and download:
-        _download_gas_drift(data_home, verbose=verbose)
+        _download_gas_drift(data_home, archive_sha256=archive_sha256, verbose=verbose)
         found, missing = _locate_batch_files(wanted, data_home)
     if missing:
         dirs = " or ".join(str(d) for d in _dataset_dirs("gas_drift", data_home))
@@ -494,7 +521,7 @@ def _read_batch_file(
     Returns X (n, 128) float64 and 0-based gas labels y (n,) int64.
     """
     if batch in GAS_SHA256:
-        digest = _sha256(path)
+        digest = sha256_file(path)
         if digest != GAS_SHA256[batch]:
             raise ValueError(
                 f"Gas drift file {os.fspath(path)!r} is corrupt or not the original UCI "
@@ -508,91 +535,80 @@ def _read_batch_file(
 def _parse_gas_file(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Parse a libsvm-format gas file: ``<gas> 1:<v> ... 128:<v>`` per line.
 
-    Returns X (n, 128) float64 and the gas labels as in the file (1..6). Indices that
-    are absent in a line are zeros (libsvm convention).
+    Read with :func:`sklearn.datasets.load_svmlight_file`. Returns X (n, 128) float64
+    and the gas labels as in the file (1..6). Indices absent from a line are zeros
+    (libsvm convention), but every line must end with index 128 (else it is taken
+    as truncated), and every value must be finite.
     """
     name = os.fspath(path)
+    if not os.path.isfile(name):
+        raise FileNotFoundError(f"Gas drift file not found: {name!r}")
     try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Gas drift file not found: {name!r}") from None
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"Gas drift file {name!r} is corrupt: not a text file ({exc}).") from exc
-    rows, labels = [], []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        parts = line.split()
-        if not parts:
-            continue
-        where = f"Gas drift file {name!r}, line {lineno}"
-        try:
-            label = int(parts[0])
-        except ValueError:
-            raise ValueError(f"{where}: invalid gas label {parts[0]!r} (corrupt?).") from None
-        if not 1 <= label <= len(GAS_NAMES):
-            raise ValueError(f"{where}: gas label {label} outside 1..{len(GAS_NAMES)}.")
-        row = [0.0] * N_FEATURES
-        last = 0
-        for token in parts[1:]:
-            index, sep, value = token.partition(":")
-            try:
-                k = int(index)
-                v = float(value)
-            except ValueError:
-                raise ValueError(
-                    f"{where}: malformed entry {token!r} (corrupt or truncated?)."
-                ) from None
-            if not sep or not last < k <= N_FEATURES:
-                raise ValueError(
-                    f"{where}: bad feature index in {token!r} (expected increasing indices "
-                    f"1..{N_FEATURES})."
-                )
-            row[k - 1] = v
-            last = k
-        if last != N_FEATURES:
-            raise ValueError(
-                f"{where}: the last feature index is {last}, expected {N_FEATURES} "
-                "(truncated file?)."
-            )
-        rows.append(row)
-        labels.append(label)
-    if not rows:
+        X, labels = load_svmlight_file(name, n_features=N_FEATURES, dtype=np.float64)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"Gas drift file {name!r} is not a valid libsvm file (corrupt or truncated?): "
+            f"{exc}. Delete it and download it again."
+        ) from exc
+    if X.shape[0] == 0:
         raise ValueError(f"Gas drift file {name!r} is empty.")
-    return np.array(rows, dtype=np.float64), np.array(labels, dtype=np.int64)
+    X.sort_indices()
+    row_lengths = np.diff(X.indptr)
+    last = np.full(X.shape[0], -1)
+    filled = row_lengths > 0
+    last[filled] = X.indices[X.indptr[1:][filled] - 1]
+    bad = np.flatnonzero(last != N_FEATURES - 1)
+    if bad.size:
+        raise ValueError(
+            f"Gas drift file {name!r}, data line {bad[0] + 1}: the last feature index is "
+            f"{last[bad[0]] + 1}, expected {N_FEATURES} (truncated file?)."
+        )
+    if not np.isfinite(X.data).all():
+        row = int(np.searchsorted(X.indptr, np.flatnonzero(~np.isfinite(X.data))[0], "right"))
+        raise ValueError(
+            f"Gas drift file {name!r}, data line {row}: a feature is NaN or infinite; the "
+            "original files hold only finite values (corrupt file?). Delete it and "
+            "download it again."
+        )
+    bad_label = (labels != np.round(labels)) | (labels < 1) | (labels > len(GAS_NAMES))
+    if bad_label.any():
+        i = int(np.flatnonzero(bad_label)[0])
+        raise ValueError(
+            f"Gas drift file {name!r}, data line {i + 1}: gas label {labels[i]:g} is not one "
+            f"of 1..{len(GAS_NAMES)}."
+        )
+    return np.ascontiguousarray(X.toarray()), labels.astype(np.int64)
 
 
-def _download_gas_drift(data_home: str | os.PathLike | None, *, verbose: int = 1) -> None:
-    """Download the UCI zip and move the batch files into the canonical folder.
+def _download_gas_drift(
+    data_home: str | os.PathLike | None, *, archive_sha256: str | None, verbose: int = 1
+) -> None:
+    """Download the UCI zip, verify what can be verified, and install the batch files.
 
     Downloading and unpacking happen in a temporary folder: nothing is written to the
     data home unless all of it succeeds.
     """
     target = _canonical_dataset_dir("gas_drift", data_home)
+    expected = _expected_zip_sha256(archive_sha256, target)
     with tempfile.TemporaryDirectory(prefix="sktransfer-gas-drift-") as tmp:
         tmp = Path(tmp)
         try:
-            # NOTE: no checksum for the zip (see the note at GAS_SHA256).
-            archive = _fetch_remote(UCI_URL, tmp, "gas_sensor_array_drift.zip", verbose=verbose)
-        except OSError as exc:
-            raise OSError(
-                f"{exc}. Without network access, download {UCI_URL} elsewhere and put "
+            archive = download(UCI_URL, tmp / "gas_sensor_array_drift.zip", sha256=expected,
+                               verbose=verbose)
+        except DownloadError as exc:
+            raise DownloadError(
+                f"{exc} Without network access, download {UCI_URL} elsewhere and put "
                 f"batch1.dat ... batch10.dat in {target}, or use load_gas_drift() for the "
-                "batches 1-6 shipped with the package."
+                "batches 1-6 shipped with the package.",
+                exc.url,
             ) from exc
         files = _extract_batch_files(archive, tmp / "extracted")
-        for b, path in files.items():
-            if b in GAS_SHA256 and _sha256(path) != GAS_SHA256[b]:
-                raise OSError(
-                    f"batch{b}.dat extracted from {UCI_URL} does not match its known SHA256 "
-                    "checksum; nothing was installed."
-                )
+        for b, path in sorted(files.items()):
+            _verify_downloaded_batch(b, path)
         try:
-            target.mkdir(parents=True, exist_ok=True)
             for b, path in sorted(files.items()):
-                part = target / f".batch{b}.dat.part"
-                shutil.copyfile(path, part)
-                os.replace(part, target / f"batch{b}.dat")
+                with atomic_write(target / f"batch{b}.dat") as out, open(path, "rb") as src:
+                    shutil.copyfileobj(src, out)
         except OSError as exc:
             raise OSError(
                 f"Cannot write the gas drift data to {target} ({exc}). Choose a writable "
@@ -600,17 +616,66 @@ def _download_gas_drift(data_home: str | os.PathLike | None, *, verbose: int = 1
             ) from exc
 
 
+def _expected_zip_sha256(archive_sha256: str | None, target: Path) -> str | None:
+    """The checksum to verify the UCI zip against, or None for an explicit opt-out."""
+    if archive_sha256 is None:
+        archive_sha256 = UCI_ZIP_SHA256
+    if archive_sha256 is None:
+        raise ValueError(
+            f"The missing gas drift batches would be downloaded from {UCI_URL}, but "
+            "sktransfer has no pinned SHA-256 checksum for that archive, so it refuses to "
+            "use it unverified. Either: download it yourself, check it, and pass its digest "
+            "as archive_sha256='<64 hex digits>'; or pass archive_sha256='unverified' to "
+            "accept it without a checksum (batch1.dat ... batch6.dat inside are still "
+            "verified against pinned checksums, batch7.dat ... batch10.dat only for their "
+            f"format and row counts); or put the batch files in {target} yourself; or use "
+            "load_gas_drift() for the batches 1-6 shipped with the package."
+        )
+    if archive_sha256 == "unverified":
+        return None
+    try:
+        return _check_sha256(archive_sha256)
+    except ValueError:
+        raise ValueError(
+            "archive_sha256 must be None, 'unverified' or the 64-digit hex SHA-256 of the "
+            f"UCI zip, got {archive_sha256!r}."
+        ) from None
+
+
+def _verify_downloaded_batch(batch: int, path: Path) -> None:
+    """Batches 1-6: pinned SHA-256; batches 7-10: well-formed, with the known row count."""
+    if batch in GAS_SHA256:
+        if sha256_file(path) != GAS_SHA256[batch]:
+            raise OSError(
+                f"batch{batch}.dat extracted from {UCI_URL} does not match its pinned SHA-256 "
+                "checksum; nothing was installed. The archive is corrupt or was altered."
+            )
+        return
+    try:
+        X, _ = _parse_gas_file(path)
+    except ValueError as exc:
+        raise OSError(
+            f"batch{batch}.dat extracted from {UCI_URL} is not a valid batch file ({exc}); "
+            "nothing was installed."
+        ) from exc
+    if len(X) != GAS_ROWS[batch]:
+        raise OSError(
+            f"batch{batch}.dat extracted from {UCI_URL} has {len(X)} rows, the original has "
+            f"{GAS_ROWS[batch]}; nothing was installed. The archive is not the original."
+        )
+
+
 def _extract_batch_files(archive: Path, dest: Path) -> dict[int, Path]:
-    """Extract ``archive`` (and zips nested in it) and find the ``batchN.dat`` files."""
-    _safe_extract(archive, dest)
+    """Extract the zip (and zips nested in it) and find the ``batchN.dat`` files."""
+    safe_extract(archive, dest, kind="zip")
     done: set[Path] = set()
-    for _ in range(3):  # the UCI zip may hold another zip: unpack a few levels
+    for _ in range(3):  # the UCI zip holds another zip: unpack a few levels
         inner = [p for p in sorted(dest.rglob("*.zip")) if p not in done]
         if not inner:
             break
         for z in inner:
             done.add(z)
-            _safe_extract(z, z.with_name(z.name + "_extracted"))
+            safe_extract(z, z.with_name(z.name + "_extracted"), kind="zip")
     files: dict[int, Path] = {}
     for p in sorted(dest.rglob("*")):
         m = _BATCH_FILE.fullmatch(p.name)

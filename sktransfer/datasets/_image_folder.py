@@ -30,7 +30,7 @@ def load_image_folder(
     path: str | os.PathLike,
     *,
     image_size: ImageSize = None,
-    as_paths: bool = False,
+    as_paths: bool | None = None,
     return_X_y: bool = False,
     verbose: int = 1,
 ) -> Bunch | tuple[np.ndarray, np.ndarray]:
@@ -42,19 +42,27 @@ def load_image_folder(
     folders) is a sample. Hidden files and folders are skipped. Samples are in
     sorted order of class, then path.
 
+    By default the images are not decoded: ``images`` holds their paths, which
+    sktransfer's estimators read lazily at their backbone's input size, and which
+    work for photos of any size and any number of them. Pass ``image_size`` to get
+    decoded, resized arrays instead. Photos with an EXIF orientation tag are turned
+    upright when decoded.
+
     Parameters
     ----------
     path : str or path-like
         The root folder, holding one sub-folder per class.
 
     image_size : int or tuple of (int, int), default=None
-        Resize the images: an int ``s`` resizes the shorter side to ``s`` and crops
-        the centre ``s x s`` square; ``(h, w)`` resizes to exactly that. None keeps
-        the original sizes, which must then all be equal (unless ``as_paths``).
+        Resize the decoded images: an int ``s`` resizes the shorter side to ``s``
+        and crops the centre ``s x s`` square; ``(h, w)`` resizes to exactly that.
+        None keeps the original sizes, which must then all be equal when decoding.
 
-    as_paths : bool, default=False
-        If True, do not decode the images: ``images`` holds their paths (load them
-        lazily, for large sets). ``image_size`` is then ignored.
+    as_paths : bool, default=None
+        If True, do not decode the images: ``images`` holds their paths (loaded
+        lazily; ``image_size`` is then ignored). If False, decode them. None (the
+        default) means paths when ``image_size`` is None, decoded arrays when it
+        is given.
 
     return_X_y : bool, default=False
         If True, return ``(images, target)`` instead of a Bunch.
@@ -68,8 +76,8 @@ def load_image_folder(
         Dictionary-like object with the following attributes.
 
         images : ndarray
-            With ``as_paths=False``: uint8 array of shape (n_samples, height, width, 3).
-            With ``as_paths=True``: object array of shape (n_samples, 1) of str paths.
+            Paths: object array of shape (n_samples, 1) of str (the default).
+            Decoded: uint8 array of shape (n_samples, height, width, 3), RGB.
         filenames : ndarray of shape (n_samples,)
             The absolute path of each image, as str.
         target : ndarray of shape (n_samples,), dtype int64
@@ -102,7 +110,7 @@ def load_image_folder(
     >>> data = load_image_folder(root, image_size=32, verbose=0)
     >>> data.images.shape, data.target.tolist(), data.target_names
     ((2, 32, 32, 3), [0, 1], ['cats', 'dogs'])
-    >>> load_image_folder(root, as_paths=True).images.shape
+    >>> load_image_folder(root).images.shape  # paths by default
     (2, 1)
     """
     root = Path(path)
@@ -162,11 +170,18 @@ def _load_images(
     filenames: Sequence[str],
     *,
     image_size: ImageSize,
-    as_paths: bool,
+    as_paths: bool | None,
     verbose: int,
     desc: str = "images",
 ) -> np.ndarray:
-    """Paths as an (n, 1) object array, or the decoded images as one uint8 array."""
+    """Paths as an (n, 1) object array, or the decoded images as one uint8 array.
+
+    ``as_paths=None`` means paths unless ``image_size`` is given.
+    """
+    if as_paths is not None and not isinstance(as_paths, bool | np.bool_):
+        raise ValueError(f"as_paths must be None, True or False, got {as_paths!r}.")
+    if as_paths is None:
+        as_paths = _check_image_size(image_size) is None
     if as_paths:
         return _paths_array(filenames)
     return _decode_many(filenames, filenames, image_size=image_size, verbose=verbose, desc=desc)
@@ -219,7 +234,8 @@ def _decode_many(
                 raise ValueError(
                     f"The images have different sizes ({first_name!r} is {h0}x{w0}, "
                     f"{names[i]!r} is {h}x{w}): pass image_size to resize them, or "
-                    "as_paths=True to get their paths and load them lazily."
+                    "leave as_paths at its default (or True) to get their paths and "
+                    "load them lazily."
                 )
             out[i] = img
     finally:

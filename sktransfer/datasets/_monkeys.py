@@ -44,7 +44,7 @@ def fetch_monkeys(
     data_home: str | os.PathLike | None = None,
     download: bool = False,
     image_size: ImageSize = None,
-    as_paths: bool = False,
+    as_paths: bool | None = None,
     return_X_y: bool = False,
     verbose: int = 1,
 ) -> Bunch | tuple[np.ndarray, np.ndarray]:
@@ -55,6 +55,11 @@ def fetch_monkeys(
     unzip it into ``<data_home>/10-monkey-species/`` (or ``<data_home>/monkeys/``), so
     that it holds ``monkey_labels.txt`` and ``{training,validation}/n0 ... n9/``.
     Kaggle's nested layout ``training/training/n0/`` is accepted as well.
+
+    The photographs have different sizes, so by default they are not decoded:
+    ``images`` holds their paths, which sktransfer's estimators read lazily at their
+    backbone's input size. Pass ``image_size`` to get decoded, resized arrays.
+    Photos with an EXIF orientation tag are turned upright when decoded.
 
     Parameters
     ----------
@@ -69,13 +74,15 @@ def fetch_monkeys(
         automatic download (missing data raise FileNotFoundError either way).
 
     image_size : int or tuple of (int, int), default=None
-        Resize the images: an int ``s`` resizes the shorter side to ``s`` and crops
-        the centre ``s x s`` square; ``(h, w)`` resizes to exactly that. The
-        photographs have different sizes, so None works only with ``as_paths=True``
-        (or a set whose images all have the same size).
+        Resize the decoded images: an int ``s`` resizes the shorter side to ``s``
+        and crops the centre ``s x s`` square; ``(h, w)`` resizes to exactly that.
+        (Decoding with None keeps the original sizes, which must then be equal.)
 
-    as_paths : bool, default=False
-        If True, do not decode the images: ``images`` holds their paths.
+    as_paths : bool, default=None
+        If True, do not decode the images: ``images`` holds their paths
+        (``image_size`` is then ignored). If False, decode them. None (the
+        default) means paths when ``image_size`` is None, decoded arrays when it is
+        given.
 
     return_X_y : bool, default=False
         If True, return ``(images, target)`` instead of a Bunch.
@@ -89,8 +96,8 @@ def fetch_monkeys(
         Dictionary-like object with the following attributes.
 
         images : ndarray
-            With ``as_paths=False``: uint8 array of shape (n_samples, height, width, 3).
-            With ``as_paths=True``: object array of shape (n_samples, 1) of str paths.
+            Paths: object array of shape (n_samples, 1) of str (the default).
+            Decoded: uint8 array of shape (n_samples, height, width, 3), RGB.
         filenames : ndarray of shape (n_samples,)
             The absolute path of each image, as str.
         target : ndarray of shape (n_samples,), dtype int64
@@ -111,15 +118,16 @@ def fetch_monkeys(
         where to put it.
     ValueError
         If an image or the labels file cannot be read (the message names the file),
-        or if images of different sizes are loaded without ``image_size``.
+        or if images of different sizes are decoded without ``image_size``.
 
     Examples
     --------
     >>> from sktransfer.datasets import fetch_monkeys
-    >>> monkeys = fetch_monkeys("training", image_size=64)  # doctest: +SKIP
-    >>> monkeys.images.shape  # doctest: +SKIP
+    >>> monkeys = fetch_monkeys("training")  # doctest: +SKIP
+    >>> monkeys.images.shape  # paths, read lazily by the estimators  # doctest: +SKIP
+    (1098, 1)
+    >>> fetch_monkeys("training", image_size=64).images.shape  # doctest: +SKIP
     (1098, 64, 64, 3)
-    >>> paths = fetch_monkeys("training", as_paths=True).images  # doctest: +SKIP
     """
     _check_subset(subset, ("training", "validation"))
     root, split_dir, class_dirs = _find_split(subset, data_home)

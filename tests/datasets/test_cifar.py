@@ -1,5 +1,6 @@
 """Tests for fetch_cifar10 (pickles, folders, archives, cache, download) and split_classes."""
 
+import hashlib
 import io
 import os
 import pickle
@@ -230,6 +231,17 @@ def test_fetch_cifar10_archive_any_name(tmp_path):
         fetch_cifar10("train", data_home=tmp_path, download=False, verbose=0)
 
 
+@pytest.mark.parametrize("where", ["middle", "crc"])
+def test_fetch_cifar10_archive_with_a_flipped_byte(tmp_path, where):
+    path = _write_tar(tmp_path / "cifar10" / "cifar10-train-jpeg.tar.gz", _folder_spec())
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2 if where == "middle" else len(raw) - 6] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="corrupt") as excinfo:
+        fetch_cifar10(data_home=tmp_path, download=False, verbose=0)
+    assert "cifar10-train-jpeg.tar.gz" in str(excinfo.value)
+
+
 def test_fetch_cifar10_truncated_archive(tmp_path):
     path = _write_tar(tmp_path / "cifar10" / "cifar10-train-jpeg.tar.gz", _folder_spec())
     data = path.read_bytes()
@@ -262,13 +274,46 @@ def test_cache_is_written_and_used(tmp_path, monkeypatch, _isolated_data_home):
     np.testing.assert_array_equal(first.images, second.images)
     np.testing.assert_array_equal(first.target, second.target)
 
-    # Another max_per_class, or a changed archive, is another cache entry.
+    # Another max_per_class, or a changed archive, is another cache entry; touching
+    # the archive without changing it is not.
     monkeypatch.undo()
     monkeypatch.setenv("SKTRANSFER_DATA", str(_isolated_data_home))
     fetch_cifar10(data_home=tmp_path / "data", download=False, max_per_class=1, verbose=0)
     os.utime(archive, ns=(0, 10**9))
     fetch_cifar10(data_home=tmp_path / "data", download=False, verbose=0)
+    assert len(_cache_files(_isolated_data_home)) == 2
+    _write_tar(archive, _folder_spec(seed=5))
+    fetch_cifar10(data_home=tmp_path / "data", download=False, verbose=0)
     assert len(_cache_files(_isolated_data_home)) == 3
+
+
+def test_archive_replaced_with_its_mtime_restored_is_not_served_stale(
+    tmp_path, _isolated_data_home
+):
+    archive = _write_tar(tmp_path / "cifar10" / "cifar10-train-jpeg.tar.gz", _folder_spec())
+    first = fetch_cifar10(data_home=tmp_path, download=False, verbose=0)
+    st = archive.stat()
+    other = _folder_spec(seed=7)
+    _write_tar(archive, other)
+    os.utime(archive, ns=(st.st_atime_ns, st.st_mtime_ns))
+    second = fetch_cifar10(data_home=tmp_path, download=False, verbose=0)
+    assert not np.array_equal(first.images, second.images)
+    np.testing.assert_array_equal(second.images, _expected(other)[0])
+
+
+def test_folder_image_replaced_with_its_mtime_restored_is_not_served_stale(
+    tmp_path, _isolated_data_home
+):
+    spec = _folder_spec()
+    _write_folder(tmp_path / "cifar10" / "train", spec)
+    fetch_cifar10(data_home=tmp_path, download=False, verbose=0)
+    path = tmp_path / "cifar10" / "train" / "cat" / "0000.png"
+    st = path.stat()
+    new = np.full((32, 32, 3), 7, np.uint8)
+    Image.fromarray(new).save(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    data = fetch_cifar10(data_home=tmp_path, download=False, verbose=0)
+    np.testing.assert_array_equal(data.images, _expected({**spec, "cat/0000.png": new})[0])
 
 
 def test_cache_disabled_or_unwritable(tmp_path, monkeypatch, _isolated_data_home):
@@ -283,13 +328,43 @@ def test_cache_disabled_or_unwritable(tmp_path, monkeypatch, _isolated_data_home
     assert len(data.images) == 9
 
 
-def test_corrupt_cache_is_rebuilt(tmp_path, _isolated_data_home):
-    _write_folder(tmp_path / "cifar10" / "train", _folder_spec())
+def _npz_bytes(**arrays):
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda good: b"garbage",
+        lambda good: b"PK\x03\x04 not really a zip",  # BadZipFile
+        lambda good: good[: len(good) // 2],  # truncated
+        lambda good: b"",
+        lambda good: _npz_bytes(images=np.zeros((2, 8, 8, 3), np.uint8), target=np.zeros(2)),
+        lambda good: _npz_bytes(
+            images=np.zeros((2, 32, 32, 3), np.uint8), target=np.array([0, 12])
+        ),
+        lambda good: _npz_bytes(images=np.zeros((2, 32, 32, 3), np.uint8)),  # no target
+    ],
+)
+def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path, _isolated_data_home, corrupt):
+    _write_tar(tmp_path / "cifar10" / "cifar10-train-jpeg.tar.gz", _folder_spec())
     first = fetch_cifar10(data_home=tmp_path, download=False, verbose=0)
     (cache,) = _cache_files(_isolated_data_home)
-    cache.write_bytes(b"garbage")
-    second = fetch_cifar10(data_home=tmp_path, download=False, verbose=0)
+    cache.write_bytes(corrupt(cache.read_bytes()))
+    with pytest.warns(RuntimeWarning, match="corrupt") as record:
+        second = fetch_cifar10(data_home=tmp_path, download=False, verbose=0)
+    assert cache.name in str(record[0].message)
     np.testing.assert_array_equal(first.images, second.images)
+    np.testing.assert_array_equal(first.target, second.target)
+    # Rebuilt: the next call reads it without a warning.
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        third = fetch_cifar10(data_home=tmp_path, download=False, verbose=0)
+    np.testing.assert_array_equal(first.images, third.images)
 
 
 # --------------------------------------------------------------------------------------
@@ -310,42 +385,63 @@ def test_fetch_cifar10_missing_names_every_place(tmp_path, no_network):
     assert not (tmp_path / "cifar10").exists()
 
 
-class _FakeCIFAR10:
-    """Stands in for torchvision.datasets.CIFAR10(root, train, download)."""
+def _fake_original_archive(tmp_path, monkeypatch, extra=()):
+    """A cifar-10-python.tar.gz like the original, served from a file URL and pinned."""
+    src = tmp_path / "src"
+    expected = _write_pickles(src / "cifar-10-batches-py")
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+        for member in extra:
+            tar.addfile(member)
+    monkeypatch.setattr(_cifar, "CIFAR10_URL", archive.as_uri())
+    monkeypatch.setattr(_cifar, "CIFAR10_SHA256", hashlib.sha256(archive.read_bytes()).hexdigest())
+    return archive, expected
 
-    calls = []
 
-    def __init__(self, root, train=True, download=False):
-        self.calls.append((root, train, download))
-        _write_pickles(Path(root) / "cifar-10-batches-py")
+def test_fetch_cifar10_download_is_verified_and_installed(tmp_path, monkeypatch, no_network):
+    _, (_, _, test_images, test_labels) = _fake_original_archive(tmp_path, monkeypatch)
+    home = tmp_path / "home"
+    data = fetch_cifar10("test", data_home=home, download=True, verbose=0)
+    np.testing.assert_array_equal(data.images, test_images)
+    np.testing.assert_array_equal(data.target, test_labels)
+    installed = sorted(p.name for p in (home / "cifar10" / "cifar-10-batches-py").iterdir())
+    assert "test_batch" in installed and "data_batch_5" in installed
+    assert not [p for p in installed if p.startswith(".")]  # no temporary files left
 
 
-def test_fetch_cifar10_download_through_torchvision(tmp_path, monkeypatch):
-    import torchvision.datasets
+def test_fetch_cifar10_download_checksum_mismatch(tmp_path, monkeypatch, no_network):
+    _fake_original_archive(tmp_path, monkeypatch)
+    monkeypatch.setattr(_cifar, "CIFAR10_SHA256", "0" * 64)
+    with pytest.raises(OSError, match="Could not download CIFAR-10.*checksum"):
+        fetch_cifar10("test", data_home=tmp_path / "home", download=True, verbose=0)
+    assert not (tmp_path / "home" / "cifar10").exists()
 
-    _FakeCIFAR10.calls = []
-    monkeypatch.setattr(torchvision.datasets, "CIFAR10", _FakeCIFAR10)
-    data = fetch_cifar10("test", data_home=tmp_path, download=True, verbose=0)
-    assert data.images.shape == (N_PER_BATCH, 32, 32, 3)
-    assert _FakeCIFAR10.calls[0][1:] == (False, True)
-    assert (tmp_path / "cifar10" / "cifar-10-batches-py" / "test_batch").is_file()
+
+def test_fetch_cifar10_download_refuses_links(tmp_path, monkeypatch, no_network):
+    link = tarfile.TarInfo("cifar-10-batches-py/evil")
+    link.type = tarfile.SYMTYPE
+    link.linkname = "/etc/passwd"
+    _fake_original_archive(tmp_path, monkeypatch, extra=[link])
+    with pytest.raises(ValueError, match="symbolic link"):
+        fetch_cifar10("test", data_home=tmp_path / "home", download=True, verbose=0)
+    assert not (tmp_path / "home" / "cifar10").exists()
 
 
 def test_fetch_cifar10_download_offline_fails_fast(tmp_path, monkeypatch):
-    import socket
+    from sktransfer import _io
 
-    import torchvision.datasets
+    calls = []
 
-    class Offline:
-        def __init__(self, root, train=True, download=False):
-            assert socket.getdefaulttimeout() is not None  # never an endless wait
-            raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+    def offline(url, timeout=None):
+        calls.append(timeout)
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    before = socket.getdefaulttimeout()
-    monkeypatch.setattr(torchvision.datasets, "CIFAR10", Offline)
-    with pytest.raises(OSError, match="Could not download CIFAR-10.*name resolution"):
+    monkeypatch.setattr(_io, "_urlopen", offline)
+    with pytest.raises(OSError, match="Could not download CIFAR-10.*name resolution") as exc:
         fetch_cifar10(data_home=tmp_path, download=True, verbose=0)
-    assert socket.getdefaulttimeout() == before
+    assert _cifar.CIFAR10_URL in str(exc.value) and "download=False" in str(exc.value)
+    assert calls and calls[0] is not None  # never an endless wait
     assert not (tmp_path / "cifar10").exists()  # nothing half-written
 
 

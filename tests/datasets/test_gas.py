@@ -146,12 +146,36 @@ def test_fetch_gas_drift_offline_download_fails_fast(tmp_path, monkeypatch, no_n
         calls.append((url, timeout))
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr("sktransfer.datasets._download._urlopen", offline)
+    monkeypatch.setattr("sktransfer._io._urlopen", offline)
     with pytest.raises(OSError, match="Could not download") as excinfo:
-        fetch_gas_drift(batches=[10], data_home=tmp_path / "home")
+        fetch_gas_drift(batches=[10], data_home=tmp_path / "home", archive_sha256="unverified")
     assert _gas.UCI_URL in str(excinfo.value)
+    assert "load_gas_drift()" in str(excinfo.value)  # what to do instead
     assert calls and calls[0][1] is not None and calls[0][1] <= 60  # a socket timeout is set
     assert not (tmp_path / "home").exists()  # nothing half-written
+
+
+def test_fetch_gas_drift_refuses_an_unverified_download(tmp_path, monkeypatch, no_network):
+    # No checksum of the UCI zip is pinned: without an explicit archive_sha256 nothing
+    # is downloaded, and the error says what to do.
+    assert _gas.UCI_ZIP_SHA256 is None
+
+    def fail(*args, **kwargs):
+        raise AssertionError("must not download")
+
+    monkeypatch.setattr("sktransfer._io._urlopen", fail)
+    with pytest.raises(ValueError, match="no pinned SHA-256") as excinfo:
+        fetch_gas_drift(batches=[7], data_home=tmp_path, verbose=0)
+    message = str(excinfo.value)
+    assert "archive_sha256='unverified'" in message and _gas.UCI_URL in message
+    assert "load_gas_drift()" in message
+    assert not (tmp_path / "gas_drift").exists()
+
+
+@pytest.mark.parametrize("value", ["abc", "sha256:" + "0" * 64, 123])
+def test_fetch_gas_drift_bad_archive_sha256(tmp_path, value):
+    with pytest.raises(ValueError, match="archive_sha256"):
+        fetch_gas_drift(batches=[1], data_home=tmp_path, archive_sha256=value)
 
 
 def test_fetch_gas_drift_checksum_mismatch(tmp_path):
@@ -162,16 +186,23 @@ def test_fetch_gas_drift_checksum_mismatch(tmp_path):
     assert str(path) in str(excinfo.value)
 
 
+_FULL_ROW = b" ".join(b"%d:1.0" % j for j in range(1, 129))
+
+
 @pytest.mark.parametrize(
     "content, match",
     [
-        (b"1 1:0.5 2:x\r\n", "malformed entry"),
-        (b"9 " + b" ".join(b"%d:1.0" % j for j in range(1, 129)) + b"\r\n", "gas label 9"),
-        (b"one 1:0.5\r\n", "invalid gas label"),
-        (b"1 2:0.5 1:0.3\r\n", "bad feature index"),
-        (b"1 1:0.5 129:0.3\r\n", "bad feature index"),
-        (b"\x00\xff\xfe garbage", "not a text file"),
+        (b"1 1:0.5 2:x\r\n", "not a valid libsvm file"),
+        (b"9 " + _FULL_ROW + b"\r\n", "gas label 9"),
+        (b"1.5 " + _FULL_ROW + b"\r\n", "gas label 1.5"),
+        (b"one 1:0.5\r\n", "not a valid libsvm file"),
+        (b"1 2:0.5 1:0.3\r\n", "not a valid libsvm file"),
+        (b"1 1:0.5 129:0.3\r\n", "not a valid libsvm file"),
+        (b"1 1:0.5 2:0.3\r\n", "last feature index is 2, expected 128"),
+        (b"\x00\xff\xfe garbage", "not a valid libsvm file"),
         (b"", "empty"),
+        (b"1 " + _FULL_ROW + b"\r\n2 1:nan " + _FULL_ROW[6:] + b"\r\n", "line 2.*NaN"),
+        (b"1 " + _FULL_ROW.replace(b"7:1.0", b"7:inf") + b"\r\n", "line 1.*infinite"),
     ],
 )
 def test_corrupt_gas_file_names_the_file(tmp_path, content, match):
@@ -186,10 +217,11 @@ def test_corrupt_gas_file_names_the_file(tmp_path, content, match):
 def test_truncated_gas_file(tmp_path):
     path = _write_dat(tmp_path / "gas_drift" / "batch8.dat", *_random_batch(8))
     data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ValueError, match="truncated") as excinfo:
-        fetch_gas_drift(batches=[8], data_home=tmp_path, download=False)
-    assert "batch8.dat" in str(excinfo.value) and "line" in str(excinfo.value)
+    for cut in (len(data) // 2, len(data) // 2 + 3, len(data) - 40):
+        path.write_bytes(data[:cut])
+        with pytest.raises(ValueError, match="truncated") as excinfo:
+            fetch_gas_drift(batches=[8], data_home=tmp_path, download=False)
+        assert "batch8.dat" in str(excinfo.value)
 
 
 def test_parse_gas_file_sparse_indices(tmp_path):
@@ -213,21 +245,51 @@ def _make_uci_zip(tmp_path: Path, files: dict) -> Path:
     return outer
 
 
-def test_fetch_gas_drift_downloads_nested_zip(tmp_path, monkeypatch, no_network):
+@pytest.fixture
+def small_rows(monkeypatch):
+    """Let batches 7-10 of a fake archive have the rows the tests give them."""
+    monkeypatch.setattr(_gas, "GAS_ROWS", {**_gas.GAS_ROWS, 7: 7, 8: 3, 9: 7, 10: 7})
+
+
+def _fake_uci(tmp_path, monkeypatch, batches=(9, 10)):
     src = tmp_path / "src"
-    X9, y9 = _random_batch(9)
-    X10, y10 = _random_batch(10)
-    _write_dat(src / "batch9.dat", X9, y9)
-    _write_dat(src / "batch10.dat", X10, y10)
+    arrays = {}
+    for b in batches:
+        arrays[b] = _random_batch(b)
+        _write_dat(src / f"batch{b}.dat", *arrays[b])
     files = {p.name: p.read_bytes() for p in src.iterdir()}
     archive = _make_uci_zip(tmp_path, files)
     monkeypatch.setattr(_gas, "UCI_URL", archive.as_uri())  # a local file URL
+    return archive, arrays
 
+
+def test_fetch_gas_drift_downloads_nested_zip(tmp_path, monkeypatch, no_network, small_rows):
+    archive, arrays = _fake_uci(tmp_path, monkeypatch)
     home = tmp_path / "home"
-    gas = fetch_gas_drift(batches=[9, 10], data_home=home, verbose=0)
-    np.testing.assert_array_equal(gas.data, np.vstack([X9, X10]))
+    gas = fetch_gas_drift(
+        batches=[9, 10], data_home=home, archive_sha256="unverified", verbose=0
+    )
+    np.testing.assert_array_equal(gas.data, np.vstack([arrays[9][0], arrays[10][0]]))
     installed = sorted(p.name for p in (home / "gas_drift").iterdir())
     assert installed == ["batch10.dat", "batch9.dat"]
+
+
+def test_fetch_gas_drift_download_with_a_checksum(tmp_path, monkeypatch, no_network, small_rows):
+    archive, _ = _fake_uci(tmp_path, monkeypatch)
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    with pytest.raises(OSError, match="checksum"):
+        fetch_gas_drift(batches=[9], data_home=tmp_path / "a", archive_sha256="0" * 64)
+    assert not (tmp_path / "a" / "gas_drift").exists()
+    gas = fetch_gas_drift(batches=[9], data_home=tmp_path / "b", archive_sha256=digest)
+    assert gas.data.shape == (7, 128)
+
+
+def test_fetch_gas_drift_download_rejects_wrong_row_count(tmp_path, monkeypatch, no_network):
+    _fake_uci(tmp_path, monkeypatch)  # 7 rows, not the 470 of the original batch9.dat
+    home = tmp_path / "home"
+    with pytest.raises(OSError, match="batch9.dat.*7 rows.*470"):
+        fetch_gas_drift(batches=[9], data_home=home, archive_sha256="unverified", verbose=0)
+    assert not (home / "gas_drift").exists()
 
 
 def test_fetch_gas_drift_download_rejects_bad_known_batch(tmp_path, monkeypatch, no_network):
@@ -235,8 +297,39 @@ def test_fetch_gas_drift_download_rejects_bad_known_batch(tmp_path, monkeypatch,
     monkeypatch.setattr(_gas, "UCI_URL", _make_uci_zip(tmp_path, files).as_uri())
     home = tmp_path / "home"
     with pytest.raises(OSError, match="batch1.dat"):
-        fetch_gas_drift(batches=[9], data_home=home, verbose=0)
+        fetch_gas_drift(batches=[9], data_home=home, archive_sha256="unverified", verbose=0)
     assert not (home / "gas_drift").exists()
+
+
+def test_fetch_gas_drift_download_is_never_opened_as_a_tar(tmp_path, monkeypatch, no_network):
+    import io
+    import tarfile
+
+    fake = tmp_path / "not-a-zip.zip"
+    with tarfile.open(fake, "w:gz") as tar:
+        data = b"1 1:0.0\r\n"
+        info = tarfile.TarInfo("batch9.dat")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    monkeypatch.setattr(_gas, "UCI_URL", fake.as_uri())
+    with pytest.raises(ValueError, match="not a valid zip"):
+        fetch_gas_drift(batches=[9], data_home=tmp_path / "home", archive_sha256="unverified")
+    assert not (tmp_path / "home" / "gas_drift").exists()
+
+
+def test_fetch_gas_drift_download_refuses_escaping_members(tmp_path, monkeypatch, no_network):
+    inner = tmp_path / "Dataset.zip"
+    with zipfile.ZipFile(inner, "w") as zf:
+        zf.writestr("Dataset/batch9.dat", b"1 1:0.0\r\n")
+        zf.writestr(zipfile.ZipInfo("../../evil.dat"), b"x")
+    outer = tmp_path / "outer.zip"
+    with zipfile.ZipFile(outer, "w") as zf:
+        zf.write(inner, "Dataset.zip")
+    monkeypatch.setattr(_gas, "UCI_URL", outer.as_uri())
+    with pytest.raises(ValueError, match=r"'\.\.'"):
+        fetch_gas_drift(batches=[9], data_home=tmp_path / "home", archive_sha256="unverified")
+    assert not list(tmp_path.rglob("evil.dat"))
+    assert not (tmp_path / "home" / "gas_drift").exists()
 
 
 # --------------------------------------------------------------------------------------

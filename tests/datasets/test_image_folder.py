@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from sktransfer._image_io import read_image
 from sktransfer.datasets import load_image_folder
@@ -136,23 +136,73 @@ def test_load_image_folder_paths(tree):
     assert X.shape == (4, 1) and y.tolist() == [0, 1, 1, 1]
 
 
-def test_load_image_folder_same_size_without_image_size(tree):
-    data = load_image_folder(tree, verbose=0)
+def test_load_image_folder_same_size_decoded_at_original_size(tree):
+    data = load_image_folder(tree, as_paths=False, verbose=0)
     assert data.images.shape == (4, 30, 40, 3)
 
 
-def test_load_image_folder_different_sizes_needs_image_size(tree):
+def test_load_image_folder_defaults_work_on_images_of_different_sizes(tree):
+    # The first call a user makes must work: by default, paths (read lazily later).
     _save(tree / "ant" / "y.png", size=(50, 50))
-    with pytest.raises(ValueError, match="image_size.*as_paths=True"):
-        load_image_folder(tree, verbose=0)
+    data = load_image_folder(tree)
+    assert data.images.shape == (5, 1) and data.images.dtype == object
+    np.testing.assert_array_equal(data.images[:, 0], data.filenames)
+    # image_size alone gives decoded arrays of that size.
     assert load_image_folder(tree, image_size=(8, 12), verbose=0).images.shape == (5, 8, 12, 3)
+    assert load_image_folder(tree, image_size=8, verbose=0).images.shape == (5, 8, 8, 3)
+    # Decoding at the original sizes is asked for explicitly, and explains itself.
+    with pytest.raises(ValueError, match="different sizes.*image_size"):
+        load_image_folder(tree, as_paths=False, verbose=0)
+    with pytest.raises(ValueError, match="as_paths"):
+        load_image_folder(tree, as_paths="yes")
+
+
+def _exif_image(path, orientation, size=(40, 30)):
+    """Left half red, right half blue, stored with an EXIF orientation tag."""
+    array = np.zeros((size[1], size[0], 3), np.uint8)
+    array[:, : size[0] // 2] = (255, 0, 0)
+    array[:, size[0] // 2 :] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, exif=exif)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_read_image_applies_exif_orientation(tmp_path, suffix):
+    # Orientation 6: the camera was turned; the stored 40x30 picture is shown 30x40,
+    # turned 90 degrees clockwise, so its left (red) half is on top.
+    path = _exif_image(tmp_path / f"photo{suffix}", orientation=6)
+    img = read_image(path)
+    assert img.shape == (40, 30, 3)
+    top, bottom = img[5, 15], img[35, 15]
+    assert top[0] > 200 and top[2] < 60 and bottom[2] > 200 and bottom[0] < 60
+    with Image.open(path) as raw:
+        expected = np.asarray(ImageOps.exif_transpose(raw).convert("RGB"))
+    np.testing.assert_array_equal(img, expected)
+    assert read_image(path, image_size=(20, 10)).shape == (20, 10, 3)
+
+
+def test_read_image_without_exif_orientation_is_unchanged(tmp_path):
+    path = _exif_image(tmp_path / "photo.png", orientation=1)
+    assert read_image(path).shape == (30, 40, 3)
+    plain = _save(tmp_path / "plain.png", size=(40, 30))
+    assert read_image(plain).shape == (30, 40, 3)
+
+
+def test_load_image_folder_applies_exif_orientation(tmp_path):
+    _exif_image(tmp_path / "root" / "a" / "turned.jpg", orientation=8)
+    _save(tmp_path / "root" / "b" / "upright.jpg", size=(30, 40))
+    data = load_image_folder(tmp_path / "root", as_paths=False, verbose=0)
+    assert data.images.shape == (2, 40, 30, 3)  # same size once turned upright
 
 
 def test_load_image_folder_preserves_order_with_threads(tmp_path):
     root = tmp_path / "many"
     for i in range(40):
         _save(root / f"c{i % 3}" / f"{i:03d}.png", size=(8, 8), color=(i, 0, 0))
-    data = load_image_folder(root, verbose=0)
+    data = load_image_folder(root, as_paths=False, verbose=0)
     expected = [int(p.rsplit("/", 1)[1][:3]) for p in data.filenames]
     np.testing.assert_array_equal(data.images[:, 0, 0, 0], expected)
 
@@ -182,3 +232,16 @@ def test_load_image_folder_verbose(tree, capsys):
     assert capsys.readouterr().err == ""
     load_image_folder(tree, image_size=8, verbose=1)
     assert "4/4" in capsys.readouterr().err
+
+
+@pytest.mark.realdata
+def test_load_image_folder_defaults_on_real_photos(shared_data, no_network):
+    folder = shared_data / "monkeys" / "training"
+    data = load_image_folder(folder)
+    assert data.images.shape == (1080, 1)
+    assert data.target_names == [f"n{i}" for i in range(10)]
+    sizes = set()
+    for path in data.images[::60, 0]:
+        with Image.open(path) as img:
+            sizes.add(img.size)
+    assert len(sizes) > 1  # real photographs of different sizes

@@ -78,8 +78,17 @@ def test_fetch_monkeys_arrays(tmp_path):
 
 def test_fetch_monkeys_different_sizes_need_image_size(tmp_path):
     _make_monkeys(tmp_path / "10-monkey-species")
-    with pytest.raises(ValueError, match="image_size.*as_paths=True"):
-        fetch_monkeys(data_home=tmp_path, verbose=0)
+    with pytest.raises(ValueError, match="different sizes.*image_size"):
+        fetch_monkeys(data_home=tmp_path, as_paths=False, verbose=0)
+
+
+def test_fetch_monkeys_defaults_work_on_photos_of_different_sizes(tmp_path):
+    _make_monkeys(tmp_path / "10-monkey-species")
+    data = fetch_monkeys(data_home=tmp_path)  # the first call a user makes
+    assert data.images.shape == (20, 1) and data.images.dtype == object
+    np.testing.assert_array_equal(data.images[:, 0], data.filenames)
+    X, y = fetch_monkeys(data_home=tmp_path, image_size=16, return_X_y=True, verbose=0)
+    assert X.shape == (20, 16, 16, 3) and X.dtype == np.uint8 and y.shape == (20,)
 
 
 def test_fetch_monkeys_flat_layout_and_alias(tmp_path):
@@ -149,6 +158,17 @@ def test_real_monkeys_training(shared_data, no_network):
     for path in data.images[::270, 0]:
         img = read_image(path, image_size=64)
         assert img.shape == (64, 64, 3) and img.dtype == np.uint8
+
+
+@pytest.mark.realdata
+def test_real_monkeys_defaults(shared_data, no_network):
+    data = fetch_monkeys(data_home=shared_data)  # default arguments on real photos
+    assert data.images.shape == (1080, 1) and data.images.dtype == object
+    sizes = set()
+    for path in data.images[::60, 0]:
+        with Image.open(path) as img:
+            sizes.add(img.size)
+    assert len(sizes) > 1  # they do have different sizes
 
 
 @pytest.mark.realdata

@@ -8,6 +8,7 @@ from .backbones.exported import ExportedBackbone
 from .compare import ComparisonResult, compare
 from .estimator import TransferClassifier
 from .freeze import FreezeBackbone, FreezeLast, FreezeNone, FreezePolicy, GradualUnfreeze
+from .lr_finder import LRFinderResult, lr_find
 from .registry import (
     available_backbones,
     available_freeze_policies,
@@ -25,10 +26,12 @@ __all__ = [
     "FreezeNone",
     "FreezePolicy",
     "GradualUnfreeze",
+    "LRFinderResult",
     "TransferClassifier",
     "available_backbones",
     "available_freeze_policies",
     "compare",
+    "lr_find",
     "register_backbone",
     "register_freeze_policy",
 ]

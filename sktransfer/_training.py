@@ -14,6 +14,8 @@ from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 from torch import nn
 
+from .augment import soft_target_loss
+
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
@@ -33,12 +35,31 @@ class WeightedNet(NeuralNetClassifier):
     ``amp_dtype`` (``torch.bfloat16`` or ``torch.float16``) runs forward passes under
     ``torch.autocast``; float16 also scales the loss with a ``GradScaler``. Batches move to
     the device with ``non_blocking=True`` (the loader pins host memory on CUDA).
+
+    ``head_only=True`` says the batches hold a frozen backbone's cached embeddings: they go
+    through the module's ``forward_head`` instead of its ``forward``.
+
+    The fine-tuning toolkit lives in the loss and the training step:
+
+    - ``label_smoothing``: as ``CrossEntropyLoss(label_smoothing=...)`` (Szegedy et al. 2016);
+    - ``mixer``: a :class:`sktransfer.augment.BatchMixer` (MixUp / CutMix) applied to each
+      training batch; the loss mixes the weighted one-hot targets alike, so per-sample
+      weights still count (see :func:`sktransfer.augment.soft_target_loss`);
+    - ``l2sp``: L2-SP (Li, Grandvalet & Davoine, ICML 2018), ``l2sp / 2 * ||w - w0||^2``
+      over the backbone's trainable parameters, ``w0`` their values when training starts;
+      added to the training loss only (validation losses stay comparable).
     """
 
-    def __init__(self, *args, amp_dtype=None, **kwargs):
+    def __init__(self, *args, amp_dtype=None, head_only=False, label_smoothing=0.0,
+                 mixer=None, l2sp=0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.amp_dtype = amp_dtype
+        self.head_only = head_only
+        self.label_smoothing = label_smoothing
+        self.mixer = mixer
+        self.l2sp = l2sp
         self._mode_set = None
+        self._batch_mix = None
 
     # skorch sets train/eval mode on the whole module before every batch. Walking every
     # submodule costs about 5% of a small tabular network's step (measured with
@@ -61,26 +82,63 @@ class WeightedNet(NeuralNetClassifier):
         super().initialize()
         use_scaler = self.amp_dtype == torch.float16 and str(self.device).startswith("cuda")
         self.grad_scaler_ = torch.amp.GradScaler("cuda") if use_scaler else None
+        self.l2sp_reference_ = None
+        if self.l2sp:
+            # the starting point L2-SP pulls toward: the (pretrained) backbone as it is now
+            self.l2sp_reference_ = {
+                name: p.detach().clone()
+                for name, p in self.module_.backbone.named_parameters()
+            }
         return self
+
+    def l2sp_penalty(self) -> torch.Tensor | float:
+        """``l2sp / 2 * sum ||w - w0||^2`` over the backbone's trainable parameters."""
+        ref = getattr(self, "l2sp_reference_", None)
+        if not self.l2sp or not ref:
+            return 0.0
+        terms = [(p - ref[name]).pow(2).sum()
+                 for name, p in self.module_.backbone.named_parameters() if p.requires_grad]
+        if not terms:
+            return 0.0
+        return 0.5 * float(self.l2sp) * torch.stack(terms).sum()
 
     def infer(self, x, **fit_params):
         if isinstance(x, dict) and self.device != "cpu":
             x = {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
                  for k, v in x.items()}
         if self.amp_dtype is None:  # no autocast context at all: it costs time every batch
-            return super().infer(x, **fit_params)
+            return self._call_module(x, **fit_params)
         with autocast(self.device, self.amp_dtype):
-            out = super().infer(x, **fit_params)
+            out = self._call_module(x, **fit_params)
         return out.float() if isinstance(out, torch.Tensor) else out
 
+    def _call_module(self, x, **fit_params):
+        if not self.head_only:
+            return super().infer(x, **fit_params)
+        x = to_tensor(x, device=self.device)
+        if isinstance(x, dict):
+            kwargs = self._merge_x_and_fit_params(x, fit_params)
+            return self.module_.forward_head(kwargs.pop("x"), **kwargs)
+        return self.module_.forward_head(x, **fit_params)
+
     def train_step_single(self, batch, **fit_params):
-        if self.grad_scaler_ is None:
+        if self.grad_scaler_ is None and self.mixer is None:
             return super().train_step_single(batch, **fit_params)
         self._set_training(True)
         Xi, yi = unpack_data(batch)
-        y_pred = self.infer(Xi, **fit_params)
-        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-        self.grad_scaler_.scale(loss).backward()
+        if self.mixer is not None:
+            Xi = dict(Xi)
+            x = Xi["x"].to(self.device, non_blocking=True)
+            Xi["x"], self._batch_mix = self.mixer(x)
+        try:
+            y_pred = self.infer(Xi, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        finally:
+            self._batch_mix = None
+        if self.grad_scaler_ is None:
+            loss.backward()
+        else:
+            self.grad_scaler_.scale(loss).backward()
         return {"loss": loss, "y_pred": y_pred}
 
     def _step_optimizer(self, step_fn):
@@ -92,35 +150,103 @@ class WeightedNet(NeuralNetClassifier):
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         y_true = to_tensor(y_true, device=self.device)
+        weights = None
         if isinstance(X, dict) and "sample_weight" in X:
+            weights = to_tensor(X["sample_weight"], device=self.device)
+        mix = self._batch_mix if training else None
+        smoothing = float(self.label_smoothing or 0.0)
+        if mix is not None or (weights is not None and smoothing):
+            loss = soft_target_loss(y_pred, y_true, weights, mix, smoothing)
+        elif weights is not None:
             losses = nn.functional.cross_entropy(y_pred.float(), y_true, reduction="none")
-            w = to_tensor(X["sample_weight"], device=self.device).to(losses.dtype)
-            return (losses * w).sum() / w.sum().clamp_min(1e-12)
-        return self.criterion_(y_pred.float(), y_true)
+            w = weights.to(losses.dtype)
+            loss = (losses * w).sum() / w.sum().clamp_min(1e-12)
+        elif smoothing:
+            loss = nn.functional.cross_entropy(y_pred.float(), y_true,
+                                               label_smoothing=smoothing)
+        else:
+            loss = self.criterion_(y_pred.float(), y_true)
+        if training and self.l2sp:
+            loss = loss + self.l2sp_penalty()
+        return loss
+
+
+def run_stages(net, y, stages) -> None:
+    """Train ``net`` through consecutive stages, continuing one history.
+
+    Each stage is ``(epochs, dataset, head_only, before)``: ``before(net)`` (or None) runs
+    first, e.g. to unfreeze the backbone and start a fresh optimizer; ``head_only`` says
+    the dataset holds cached embeddings. The first stage is a ``fit``, the others
+    ``partial_fit`` calls, so callbacks (schedules, early stopping) see each stage as a
+    training run of its own, planned over its own ``epochs``.
+    """
+    total = net.max_epochs
+    try:
+        for i, (epochs, dataset, head_only, before) in enumerate(stages):
+            if before is not None:
+                before(net)
+            net.head_only = head_only
+            net.max_epochs = int(epochs)
+            if i == 0:
+                net.fit(dataset, y)
+            else:
+                net.partial_fit(dataset, y)
+    finally:
+        net.max_epochs = total
 
 
 class HoldOut:
-    """skorch ``train_split``: hold out a (stratified where possible) fraction for validation.
+    """skorch ``train_split``: hold out a fraction of the rows for validation.
 
-    Falls back to a plain random split when a class is too small to stratify, and to no
-    validation at all when the fraction of the data is less than one sample.
+    Stratified by ``y`` when ``stratify`` is true and every class has at least two rows,
+    else a plain random split. A fraction that leaves no validation row, or fewer than two
+    training rows, is an error (see :meth:`sizes`), never a silent fit without validation.
+
+    Parameters
+    ----------
+    fraction : float
+        Share of the rows held out, in (0, 1).
+    random_state : int
+        Seed of the split.
+    stratify : bool, default=True
+        Keep class proportions (classification); regressors pass False.
+
+    Examples
+    --------
+    >>> from sktransfer._training import HoldOut
+    >>> HoldOut.sizes(40, 0.1)
+    (36, 4)
     """
 
-    def __init__(self, fraction: float, random_state: int):
+    def __init__(self, fraction: float, random_state: int, stratify: bool = True):
         self.fraction = fraction
         self.random_state = random_state
+        self.stratify = stratify
+
+    @staticmethod
+    def sizes(n: int, fraction: float) -> tuple[int, int]:
+        """``(n_train, n_valid)`` for ``n`` rows, or a ValueError naming the fraction."""
+        n_valid = int(round(fraction * n))
+        if n_valid < 1:
+            raise ValueError(
+                f"validation_fraction={fraction} of {n} rows rounds to no validation row; "
+                f"use at least {1.0 / n:.3g} (one row), or validation_fraction=None"
+            )
+        if n - n_valid < 2:
+            raise ValueError(
+                f"validation_fraction={fraction} of {n} rows leaves {n - n_valid} row(s) to "
+                "train on; use a smaller fraction, or validation_fraction=None"
+            )
+        return n - n_valid, n_valid
 
     def __call__(self, dataset, y=None, **_):
         n = len(dataset)
-        n_valid = int(round(self.fraction * n))
-        if n_valid < 1 or n - n_valid < 2:
-            return dataset, None
+        _, n_valid = self.sizes(n, self.fraction)
         rng = np.random.RandomState(self.random_state)
-        y = None if y is None else np.asarray(y)
+        y = None if y is None or not self.stratify else np.asarray(y)
         idx_train = idx_valid = None
         if y is not None:
-            counts = np.bincount(y)
-            counts = counts[counts > 0]
+            counts = np.unique(y, return_counts=True)[1]
             if counts.min() >= 2 and n_valid >= len(counts) and n - n_valid >= len(counts):
                 sss = StratifiedShuffleSplit(1, test_size=n_valid, random_state=rng)
                 idx_train, idx_valid = next(sss.split(np.zeros(n), y))
@@ -219,7 +345,7 @@ def history_frame(history):
     """skorch ``History`` -> one pandas row per epoch with the metrics users plot."""
     import pandas as pd
 
-    columns = ["epoch", "train_loss", "valid_loss", "train_acc", "valid_acc", "dur"]
+    columns = ["epoch", "train_loss", "valid_loss", "train_acc", "valid_acc", "lr", "dur"]
     rows = []
     for row in history:
         record = {c: row.get(c, np.nan) for c in columns}

@@ -10,10 +10,12 @@ points, like third-party policies.
 from __future__ import annotations
 
 import warnings
+from numbers import Integral
 
 import torch
 from sklearn.base import BaseEstimator
-from skorch.callbacks import Callback, EarlyStopping
+from sklearn.utils._param_validation import Interval
+from skorch.callbacks import Callback
 
 
 class FreezePolicy(BaseEstimator):
@@ -23,7 +25,9 @@ class FreezePolicy(BaseEstimator):
     return skorch callbacks from :meth:`callbacks`. Frozen BatchNorm layers are kept in
     eval mode by the network itself, whatever mode skorch sets. A subclass takes its own
     parameters in ``__init__`` (stored under the same names, as in scikit-learn), so that
-    ``clone`` and parameter grids work with it.
+    ``clone`` and parameter grids work with it, and may declare them in
+    ``_parameter_constraints`` (scikit-learn's ``Interval``, ``StrOptions``...), merged with
+    the parent's as imbalanced-learn does: the estimator checks them before applying.
 
     Parameters
     ----------
@@ -43,6 +47,18 @@ class FreezePolicy(BaseEstimator):
 
     #: backbone learning-rate multiplier used when the estimator's ``backbone_lr_mult`` is None
     default_backbone_lr_mult: float = 1.0
+
+    #: scikit-learn parameter constraints, checked by :meth:`validate` before :meth:`apply`
+    _parameter_constraints: dict = {}
+
+    def validate(self) -> FreezePolicy:
+        """Check the parameters against ``_parameter_constraints``; returns ``self``.
+
+        Raises scikit-learn's ``InvalidParameterError`` (a ``ValueError``) naming the
+        parameter, as estimators do at ``fit``.
+        """
+        self._validate_params()
+        return self
 
     @classmethod
     def from_string(cls, arg: str) -> FreezePolicy:
@@ -94,6 +110,11 @@ class FreezeNone(FreezePolicy):
     TransferClassifier(...)
     """
 
+    _parameter_constraints: dict = {
+        **FreezePolicy._parameter_constraints,
+        "train_batchnorm": ["boolean"],
+    }
+
     def __init__(self, train_batchnorm: bool = True):
         self.train_batchnorm = train_batchnorm
 
@@ -140,6 +161,11 @@ class FreezeLast(FreezePolicy):
     FreezeLast(k=2)
     """
 
+    _parameter_constraints: dict = {
+        **FreezePolicy._parameter_constraints,
+        "k": [Interval(Integral, 1, None, closed="left")],
+    }
+
     def __init__(self, k: int = 1):
         self.k = k
 
@@ -153,14 +179,11 @@ class FreezeLast(FreezePolicy):
             ) from None
         return cls(k)
 
-    def _check(self):
-        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
-            raise ValueError(f"FreezeLast needs k >= 1 layers, got k={self.k!r}")
-
     def apply(self, network) -> None:
-        self._check()
+        self.validate()
+        k = int(self.k)  # numpy integers from np.arange grids are welcome
         groups = network.layer_groups()
-        if self.k > len(groups):
+        if k > len(groups):
             warnings.warn(
                 f"freeze='last:{self.k}' asks for more layers than the network has "
                 f"({len(groups)}, the head included): everything trains",
@@ -168,7 +191,7 @@ class FreezeLast(FreezePolicy):
                 stacklevel=3,
             )
         network.set_trainable(network.parameters(), False)
-        for group in groups[-self.k:]:
+        for group in groups[-k:]:
             for module in group:
                 network.set_trainable(module.parameters(), True)
 
@@ -177,16 +200,26 @@ class FreezeLast(FreezePolicy):
 
 
 class GradualUnfreeze(FreezePolicy):
-    """Head first, then the whole network with a smaller backbone learning rate.
+    """LP-FT: train the head on the frozen backbone first, then fine-tune everything.
 
-    This is what users do by hand in two ``fit`` calls: train the new head on a frozen
-    backbone until it is sensible, then unfreeze and fine-tune everything gently, so large
-    gradients from a random head do not wreck the pretrained features.
+    Kumar et al. (ICLR 2022, "Fine-tuning can distort pretrained features") show that a
+    random head's large early gradients distort pretrained features, and that a linear
+    probe first ("LP"), then full fine-tuning ("FT") avoids it; ULMFiT's gradual unfreezing
+    (Howard & Ruder 2018) is the same idea. The estimator runs the two stages as two
+    training runs of one history:
+
+    1. ``head_epochs`` epochs of the head alone. The backbone is frozen (BatchNorm
+       statistics included), so its embeddings are computed once through the feature
+       cache, exactly, unless augmentation makes them random;
+    2. the remaining ``max_epochs - head_epochs`` epochs with the whole network unfrozen,
+       a fresh optimizer and learning-rate schedule, and the backbone at
+       ``lr * backbone_lr_mult`` (0.1 by default for this policy).
 
     Parameters
     ----------
     head_epochs : int, default=3
-        Epochs of head-only training before the backbone is unfrozen.
+        Epochs of head-only training before the backbone is unfrozen; must be smaller than
+        the estimator's ``max_epochs``. 0 fine-tunes everything from the start.
     train_batchnorm : bool, default=True
         Whether BatchNorm layers train once unfrozen; ``False`` keeps them frozen in eval
         mode throughout.
@@ -196,6 +229,8 @@ class GradualUnfreeze(FreezePolicy):
     >>> from sktransfer import TransferClassifier
     >>> from sktransfer.freeze import GradualUnfreeze
     >>> clf = TransferClassifier("mlp", freeze=GradualUnfreeze(head_epochs=3))
+    >>> GradualUnfreeze(head_epochs=3).head_stage_epochs(max_epochs=10)
+    3
     """
 
     default_backbone_lr_mult = 0.1
@@ -211,30 +246,32 @@ class GradualUnfreeze(FreezePolicy):
         except ValueError:
             raise ValueError(f"'gradual:{arg}' needs a whole number of head epochs") from None
 
+    def _epochs(self) -> int:
+        from numbers import Integral
+
+        h = self.head_epochs
+        if isinstance(h, bool) or not isinstance(h, Integral) or h < 0:
+            raise ValueError(f"head_epochs must be an int >= 0, got {h!r}")
+        return int(h)
+
+    def head_stage_epochs(self, max_epochs: int) -> int:
+        """Epochs of the head-only stage for a fit of ``max_epochs``; an error when the
+        backbone would never unfreeze."""
+        head = self._epochs()
+        if head and int(max_epochs) <= head:
+            raise ValueError(
+                f"freeze=GradualUnfreeze(head_epochs={head}) with max_epochs={max_epochs} "
+                "would never unfreeze the backbone: raise max_epochs above head_epochs, "
+                "lower head_epochs, or use freeze='backbone' for feature extraction"
+            )
+        return head
+
     def apply(self, network) -> None:
-        if not isinstance(self.head_epochs, int) or self.head_epochs < 0:
-            raise ValueError(f"head_epochs must be an int >= 0, got {self.head_epochs!r}")
-        FreezeBackbone().apply(network)
-        if self.head_epochs == 0:
-            FreezeNone(self.train_batchnorm).apply(network)
+        if self._epochs() == 0:
+            self.unfreeze(network)
+        else:
+            FreezeBackbone().apply(network)
 
-    def callbacks(self) -> list[Callback]:
-        return [_UnfreezeAt(self.head_epochs, self.train_batchnorm)]
-
-
-class _UnfreezeAt(Callback):
-    """Unfreeze the backbone at the start of epoch ``head_epochs + 1``."""
-
-    def __init__(self, head_epochs: int, train_batchnorm: bool = True):
-        self.head_epochs = head_epochs
-        self.train_batchnorm = train_batchnorm
-
-    def on_epoch_begin(self, net, **kwargs):
-        epoch = len(net.history)  # skorch has already opened this epoch's row
-        if epoch == self.head_epochs + 1 and self.head_epochs > 0:
-            FreezeNone(self.train_batchnorm).apply(net.module_)
-            net.history.record("unfrozen", True)
-            # Patience restarts: the fine-tuning stage deserves its own chances.
-            for _, cb in net.callbacks_:
-                if isinstance(cb, EarlyStopping):
-                    cb.misses_ = 0
+    def unfreeze(self, network) -> None:
+        """The second stage: everything trains (BatchNorm as ``train_batchnorm`` says)."""
+        FreezeNone(self.train_batchnorm).apply(network)

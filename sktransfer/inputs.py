@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_array, validate_data
+from sklearn.utils.validation import check_array
 
 Kind = Literal["tabular", "image", "paths"]
 
@@ -32,6 +32,7 @@ class Inputs:
     kind: Kind
     data: torch.Tensor | np.ndarray
     sample_shape: tuple[int, ...] | None  # (n_features,) or (C, H, W); None for paths
+    n_columns: int | None = None  # columns of 2-D X (tabular, flattened images, paths)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -87,11 +88,11 @@ def _image_layout(arr: np.ndarray, input_shape) -> np.ndarray:
     )
 
 
-def to_inputs(estimator, X, *, input_shape=None, reset: bool) -> Inputs:
-    """Validate ``X`` for ``estimator`` and turn it into :class:`Inputs`.
+def to_inputs(X, *, input_shape=None) -> Inputs:
+    """Validate ``X`` and turn it into :class:`Inputs`.
 
-    ``reset=True`` at fit (records ``n_features_in_`` and feature names for 2-D data), False
-    at predict time (checks them).
+    Nothing is recorded anywhere: the caller (the estimator) keeps ``n_features_in_`` and
+    feature names from :attr:`Inputs.n_columns` and ``X`` itself.
     """
     if input_shape is not None:
         input_shape = tuple(int(s) for s in input_shape)
@@ -103,8 +104,6 @@ def to_inputs(estimator, X, *, input_shape=None, reset: bool) -> Inputs:
     if _is_path_array(X):
         paths = np.asarray(X, dtype=object).reshape(-1)
         paths = np.array([os.fspath(p) for p in paths], dtype=object)
-        if reset:
-            estimator.n_features_in_ = 1
         missing = [p for p in paths if not os.path.isfile(p)]
         if missing:
             raise ValueError(
@@ -112,7 +111,7 @@ def to_inputs(estimator, X, *, input_shape=None, reset: bool) -> Inputs:
                 f"{missing[:3]}; check the paths (relative paths are taken from "
                 f"{os.getcwd()})"
             )
-        return Inputs("paths", paths, None)
+        return Inputs("paths", paths, None, 1)
 
     ndim = getattr(X, "ndim", None)
     if ndim is None:
@@ -133,9 +132,7 @@ def to_inputs(estimator, X, *, input_shape=None, reset: bool) -> Inputs:
                 )
         return Inputs("image", tensor, tuple(arr.shape[1:]))
 
-    arr = validate_data(
-        estimator, X, reset=reset, dtype=None, ensure_min_samples=1
-    )
+    arr = check_array(X, dtype=None, ensure_min_samples=1)
     if arr.dtype.kind not in "uifb":
         arr = check_array(arr, dtype=np.float64)
     if input_shape is not None and len(input_shape) == 3:
@@ -146,35 +143,35 @@ def to_inputs(estimator, X, *, input_shape=None, reset: bool) -> Inputs:
             )
         images = arr.reshape(len(arr), *input_shape)
         dtype = np.uint8 if arr.dtype == np.uint8 else np.float32
-        return Inputs("image", _writable_tensor(images, dtype), input_shape)
+        return Inputs("image", _writable_tensor(images, dtype), input_shape, arr.shape[1])
     if input_shape is not None and input_shape[0] != arr.shape[1]:
         raise ValueError(f"input_shape={input_shape} but X has {arr.shape[1]} features")
-    return Inputs("tabular", _writable_tensor(arr, np.float32), (arr.shape[1],))
+    return Inputs("tabular", _writable_tensor(arr, np.float32), (arr.shape[1],), arr.shape[1])
 
 
 class ArrayDataset(torch.utils.data.Dataset):
     """In-memory samples, indexable by a whole batch of indices at once.
 
-    Items are ``({key: x, "sample_weight": w}, y)`` (no ``sample_weight`` when there are
-    none); skorch passes the dict to the network's ``forward`` and the loss reads the
-    weights from it.
+    Items are ``({"x": x, "sample_weight": w}, y)`` (no ``sample_weight`` when there are
+    none); skorch passes the dict to the network and the loss reads the weights from it.
+    ``x`` is raw inputs or, for a frozen backbone, its cached embeddings: the skorch net is
+    told which (``head_only``), the data carries no marker.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None,
-                 sample_weight: torch.Tensor | None = None, key: str = "x"):
+                 sample_weight: torch.Tensor | None = None):
         n = len(x)
         self.x = x
         self.y = y if y is not None else torch.zeros(n, dtype=torch.long)
         self.sample_weight = sample_weight
-        self.key = key
 
     def __len__(self) -> int:
         return len(self.x)
 
     def __getitem__(self, idx):
         if self.sample_weight is None:
-            return {self.key: self.x[idx]}, self.y[idx]
-        return {self.key: self.x[idx], "sample_weight": self.sample_weight[idx]}, self.y[idx]
+            return {"x": self.x[idx]}, self.y[idx]
+        return {"x": self.x[idx], "sample_weight": self.sample_weight[idx]}, self.y[idx]
 
 
 class ImagePathDataset(torch.utils.data.Dataset):

@@ -8,6 +8,7 @@ backbone sees its inputs the way it saw them when it was trained.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -154,6 +155,10 @@ class Backbone(nn.Module):
         Runs before the body: a :class:`Standardize` or an :class:`ImagePreprocess`.
     info : BackboneInfo, optional
         Registry name and keyword arguments that rebuild this architecture.
+    layer_groups : sequence of sequence of str, optional
+        The body's layers from input to output, each a list of submodule names of ``body``
+        that train as one (a convolution and its BatchNorm, a residual block). Used by
+        layer-wise learning-rate decay; see :meth:`layer_groups`.
 
     Examples
     --------
@@ -176,6 +181,7 @@ class Backbone(nn.Module):
         input_shape: tuple[int, ...],
         preprocess: nn.Module | None = None,
         info: BackboneInfo | None = None,
+        layer_groups: Sequence[Sequence[str]] | None = None,
     ):
         super().__init__()
         if kind not in ("tabular", "image"):
@@ -186,6 +192,33 @@ class Backbone(nn.Module):
         self.kind = kind
         self.input_shape = tuple(int(s) for s in input_shape)
         self.info = info
+        self.layer_group_names = (
+            None if layer_groups is None else tuple(tuple(g) for g in layer_groups)
+        )
+
+    def layer_groups(self) -> list[list[nn.Module]]:
+        """The body's layers from input to output, each a list of modules that go together.
+
+        Declared by the backbone's factory (``layer_groups=`` names), or by a body that has
+        its own ``layer_groups()`` method; otherwise found by walking the body: children of
+        ``nn.Sequential`` and ``nn.ModuleList`` containers are separate layers, any other
+        module with parameters is one, and a normalisation layer joins the layer before it.
+        Layer-wise learning-rate decay gives each group its own rate.
+
+        Examples
+        --------
+        >>> from sktransfer.registry import create_backbone
+        >>> backbone = create_backbone("mlp", input_shape=(4,), hidden=(8, 8))
+        >>> [[type(m).__name__ for m in g] for g in backbone.layer_groups()]
+        [['Linear'], ['Linear']]
+        """
+        if self.layer_group_names is not None:
+            return [[self.body.get_submodule(name) for name in group]
+                    for group in self.layer_group_names]
+        own = getattr(self.body, "layer_groups", None)
+        if callable(own):
+            return [list(group) for group in own()]
+        return [[self.body.get_submodule(n) for n in g] for g in sequential_layer_groups(self.body)]
 
     @property
     def image_size(self) -> tuple[int, int] | None:
@@ -216,3 +249,53 @@ def infer_num_features(body: nn.Module, input_shape: tuple[int, ...]) -> int:
         out = body(torch.zeros((2, *input_shape)))
     body.train(was_training)
     return int(out.flatten(1).shape[1])
+
+
+_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+
+def sequential_layer_groups(body: nn.Module) -> list[list[str]]:
+    """Names of ``body``'s layers from input to output, for :meth:`Backbone.layer_groups`.
+
+    Containers (``nn.Sequential``, ``nn.ModuleList``, the body itself, and a module holding
+    a stack of four or more alike blocks, such as a ViT encoder) are opened; any other
+    module with parameters is one layer (a residual block stays whole); a normalisation
+    layer joins the layer before it. Registration order is taken as forward
+    order, which holds for sequential networks and torchvision's classification models.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from sktransfer.backbones._base import sequential_layer_groups
+    >>> body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
+    ...                      nn.Flatten(), nn.Linear(8, 4))
+    >>> sequential_layer_groups(body)
+    [['0', '1'], ['4']]
+    """
+    groups: list[list[str]] = []
+
+    def walk(module: nn.Module, prefix: str, is_container: bool) -> None:
+        for name, child in module.named_children():
+            full = f"{prefix}{name}"
+            if not any(True for _ in child.parameters()):
+                continue
+            if isinstance(child, (nn.Sequential, nn.ModuleList)) or _holds_a_stack(child):
+                walk(child, full + ".", True)
+            elif isinstance(child, _NORM_TYPES) and groups:
+                groups[-1].append(full)
+            else:
+                groups.append([full])
+
+    walk(body, "", True)
+    return groups
+
+
+def _holds_a_stack(module: nn.Module) -> bool:
+    """Whether a child container holds >= 4 parameterised blocks of one type (a ViT's
+    encoder layers): those are layers of their own, not parts of one block."""
+    for child in module.children():
+        if isinstance(child, (nn.Sequential, nn.ModuleList)):
+            blocks = [m for m in child.children() if any(True for _ in m.parameters())]
+            if len(blocks) >= 4 and len({type(m) for m in blocks}) == 1:
+                return True
+    return False

@@ -76,6 +76,17 @@ class ResidualStage(nn.Module):
         return x + self.residual(x)
 
 
+def _layer_groups(layers: list[nn.Module]) -> list[list[str]]:
+    """Each convolution with its BatchNorm, and the embedding layer (layer-wise LR decay)."""
+    groups: list[list[str]] = []
+    for i, m in enumerate(layers):
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            groups.append([str(i)])
+        elif isinstance(m, nn.BatchNorm2d) and groups:
+            groups[-1].append(str(i))
+    return groups
+
+
 def cnn(
     *,
     input_shape: tuple[int, ...] | None = None,
@@ -153,6 +164,7 @@ def cnn(
                 "image_size": image_size,
             },
         ),
+        layer_groups=_layer_groups(layers),
     )
     _declare_layer_groups(backbone, groups)
     if weights is not None:

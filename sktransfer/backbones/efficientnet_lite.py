@@ -97,4 +97,8 @@ def efficientnet_lite0(
         input_shape=(3, IMAGE_SIZE, IMAGE_SIZE),
         preprocess=ImagePreprocess(IMAGE_SIZE, MEAN, STD),
         info=BackboneInfo("efficientnet_lite0", {"drop_connect_rate": drop_connect_rate}),
+        # stem, each MBConv block, head convolution: layer-wise learning-rate decay's layers
+        layer_groups=[["model._conv_stem", "model._bn0"],
+                      *[[f"model._blocks.{i}"] for i in range(len(model._blocks))],
+                      ["model._conv_head", "model._bn1"]],
     )

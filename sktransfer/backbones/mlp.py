@@ -57,6 +57,7 @@ def mlp(
         input_shape=tuple(input_shape),
         preprocess=Standardize(int(input_shape[0])),
         info=BackboneInfo("mlp", {"hidden": hidden, "dropout": dropout}),
+        layer_groups=[[str(i)] for i, m in enumerate(layers) if isinstance(m, nn.Linear)],
     )
     if weights is not None:
         if not isinstance(weights, (str, bytes)) or weights.lower() in ("imagenet", "default"):

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ._base import Backbone, BackboneInfo, ImagePreprocess
+from ._base import Backbone, BackboneInfo, ImagePreprocess, sequential_layer_groups
 from ._weights import is_pretrained_request, load_state_dict_file, load_weights_into
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -128,6 +128,7 @@ class TorchvisionFamily:
             input_shape=(3, size, size),
             preprocess=ImagePreprocess(size, mean, std),
             info=BackboneInfo(name, dict(kwargs)),
+            layer_groups=sequential_layer_groups(model),  # stem, blocks, ... in forward order
         )
 
 

@@ -15,6 +15,7 @@ residual convolution.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -76,22 +77,11 @@ class ResidualStage(nn.Module):
         return x + self.residual(x)
 
 
-def _layer_groups(layers: list[nn.Module]) -> list[list[str]]:
-    """Each convolution with its BatchNorm, and the embedding layer (layer-wise LR decay)."""
-    groups: list[list[str]] = []
-    for i, m in enumerate(layers):
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            groups.append([str(i)])
-        elif isinstance(m, nn.BatchNorm2d) and groups:
-            groups[-1].append(str(i))
-    return groups
-
-
 def cnn(
     *,
     input_shape: tuple[int, ...] | None = None,
     weights: str | None = None,
-    channels: Sequence[int] = (64, 128, 256),
+    channels: Sequence[int] = (32, 64, 128),
     num_features: int | None = None,
     dropout: float = 0.0,
     image_size: int = 32,
@@ -104,9 +94,10 @@ def cnn(
         ``(C, H, W)`` of the data; only ``C`` matters, images are resized to ``image_size``.
     weights : None or path
         ``None`` trains from scratch; a path loads a state dict saved from this backbone.
-    channels : sequence of int, default=(64, 128, 256)
+    channels : sequence of int, default=(32, 64, 128)
         Output channels of the residual stages (each halves the resolution); the stem
-        has as many channels as the first stage.
+        has as many channels as the first stage. The default trains CIFAR's 40,000 images
+        an epoch in under a CPU minute.
     num_features : int, default=None
         Size of an extra fully connected embedding layer (with GELU) on the pooled
         features; ``None`` has none, and the embedding is the last stage's channels.
@@ -119,7 +110,7 @@ def cnn(
     --------
     >>> from sktransfer.backbones.cnn import cnn
     >>> cnn(input_shape=(3, 32, 32)).num_features
-    256
+    128
     >>> cnn(input_shape=(3, 8, 8), channels=(4, 8), num_features=16).num_features
     16
     """
@@ -164,9 +155,10 @@ def cnn(
                 "image_size": image_size,
             },
         ),
-        layer_groups=_layer_groups(layers),
+        # layers from input to output (layer-wise LR decay, ``last:k``): the stem, then
+        # each stage's pooled convolution with its BatchNorm, and its residual branch
+        layer_groups=groups,
     )
-    _declare_layer_groups(backbone, groups)
     if weights is not None:
         if weights.lower() in ("imagenet", "default"):
             raise ValueError(
@@ -177,14 +169,5 @@ def cnn(
     return backbone
 
 
-def _ordered(layers: dict[str, nn.Module]):
-    from collections import OrderedDict
-
+def _ordered(layers: dict[str, nn.Module]) -> OrderedDict:
     return OrderedDict(layers)
-
-
-def _declare_layer_groups(backbone: Backbone, groups: list[list[str]]) -> None:
-    """Layers from input to output (layer-wise LR decay, ``last:k``): the stem, then each
-    stage's pooled convolution with its BatchNorm and its residual branch."""
-    if hasattr(backbone, "layer_group_names"):
-        backbone.layer_group_names = tuple(tuple(g) for g in groups)

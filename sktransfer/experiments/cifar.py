@@ -113,7 +113,7 @@ def run_cifar(
     b_classes: Sequence[int | str] = (0, 7),
     strategies: str | Iterable[str] | None = None,
     epochs: int | None = None,
-    a_epochs: int = 10,
+    a_epochs: int = 12,
     repeats: int = 5,
     batch_size: int | None = None,
     seed: int = 0,
@@ -123,6 +123,8 @@ def run_cifar(
     verbose: int = 0,
     threads: int | None = None,
     n_jobs: int | None = None,
+    a_backbone: Any = None,
+    a_checkpoint: Any = None,
 ) -> ComparisonResult:
     """The CIFAR-10 A/B transfer experiment: scratch vs ``last:1`` vs ``last:2`` vs all layers.
 
@@ -154,8 +156,8 @@ def run_cifar(
         Subset of :data:`CIFAR_STRATEGIES`; default all.
     epochs : int, default=None
         Training epochs of every B model; None uses each recipe's own.
-    a_epochs : int, default=10
-        Training epochs of the A model (10 take about 7 minutes on one CPU core).
+    a_epochs : int, default=12
+        Training epochs of the A model (see ``benchmarks/bench_cifar.py`` for times).
     repeats : int, default=5
         B training sets drawn (stratified) from a pool twice their size; one when 1.
     batch_size : int, default=None
@@ -174,6 +176,12 @@ def run_cifar(
         Torch CPU threads while running; None leaves torch's setting (all cores).
     n_jobs : int, default=None
         Parallel fits, see :func:`~sktransfer.compare.compare`.
+    a_backbone : ExportedBackbone or path, default=None
+        A task A network from an earlier run (its ``a_checkpoint``): task A is not
+        trained again, so B can be rerun alone. It must come from the same ``b_classes``
+        and ``a_train_size`` for the comparison to mean the same.
+    a_checkpoint : path, default=None
+        Save the trained task A backbone there (:meth:`ExportedBackbone.save`).
 
     Returns
     -------
@@ -261,24 +269,20 @@ def run_cifar(
             "device": device, "torch_threads": threads, "data_home": data_home,
         }
         backbone = None
-        if set(selected) - {"scratch"}:
+        if a_backbone is not None:
+            backbone = _as_backbone(a_backbone)
+            settings["a_model"] = {"source": "given (a_backbone)"}
+        elif set(selected) - {"scratch"}:
             say(f"training the CNN on task A ({len(a_rows)} images of {len(a)} classes, "
                 f"{a_epochs} epochs)", progress)
-            start = time.perf_counter()
-            model_a = TransferClassifier(
-                "cnn", verbose=max(verbose, 2 * progress), **a_params, **common
-            ).fit(train.images[a_rows], train.target[a_rows])
-            fit_seconds = time.perf_counter() - start
-            last = model_a.history_.iloc[-1]
-            settings["a_model"] = {
-                "train_acc": float(last["train_acc"]) if "train_acc" in last else None,
-                "test_acc": float(model_a.score(train.images[a_test_rows],
-                                                train.target[a_test_rows])),
-                "fit_seconds": fit_seconds,
-            }
+            model_a, settings["a_model"] = _fit_a(
+                train.images, train.target, a_rows, a_test_rows, a_params, common,
+                max(verbose, 2 * progress))
             say(f"task A: {settings['a_model']['test_acc']:.1%} on {len(a_test_rows)} "
-                f"held-out A images ({fit_seconds:.0f} s)", progress)
+                f"held-out A images ({settings['a_model']['fit_seconds']:.0f} s)", progress)
             backbone = model_a.export_backbone()
+            if a_checkpoint is not None:
+                backbone.save(a_checkpoint)
 
         models = {}
         for strategy in selected:
@@ -303,6 +307,28 @@ def run_cifar(
     return ComparisonResult.concat(
         [result], experiment=f"CIFAR-10 A/B transfer: {target}", settings=settings
     )
+
+
+def _fit_a(images, target, rows, test_rows, params, common, verbose):
+    """Train the task A network; its held-out accuracy and time (wall and CPU)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    model = TransferClassifier("cnn", verbose=verbose, **params, **common).fit(
+        images[rows], target[rows])
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    last = model.history_.iloc[-1]
+    return model, {
+        "train_acc": float(last["train_acc"]) if "train_acc" in last else None,
+        "test_acc": float(model.score(images[test_rows], target[test_rows])),
+        "fit_seconds": wall, "fit_cpu_seconds": cpu,
+    }
+
+
+def _as_backbone(spec):
+    from ..backbones.exported import ExportedBackbone
+
+    if isinstance(spec, ExportedBackbone):
+        return spec
+    return ExportedBackbone.load(spec)
 
 
 def _b_splits(y_pool, n_total, n_train, repeats, seed) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -121,7 +121,7 @@ def run_cifar(
     download: bool = False,
     progress: bool = False,
     verbose: int = 0,
-    threads: int | None = None,
+    threads: int | None = 1,
     n_jobs: int | None = None,
     a_backbone: Any = None,
     a_checkpoint: Any = None,
@@ -172,8 +172,10 @@ def run_cifar(
         Progress bars on stderr.
     verbose : int, default=0
         Verbosity of the networks (the A model shows its epochs when ``progress``).
-    threads : int or None, default=None
-        Torch CPU threads while running; None leaves torch's setting (all cores).
+    threads : int or None, default=1
+        Torch CPU threads while running; None leaves torch's setting. One thread is
+        robust on a shared machine: with busy cores, two threads of this network took
+        10 times the CPU time of one (OpenMP threads spin waiting for each other).
     n_jobs : int, default=None
         Parallel fits, see :func:`~sktransfer.compare.compare`.
     a_backbone : ExportedBackbone or path, default=None

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's sktransfer
 from _common import RESULTS, write  # noqa: E402
 
 from sktransfer.experiments import run_cifar  # noqa: E402
@@ -66,9 +67,16 @@ def main(argv=None) -> None:
     best = max(transferred, key=lambda k: transferred[k]["balanced_accuracy_mean"])
     scratch = rows.get("cnn-scratch", {}).get("balanced_accuracy_mean")
     settings = json.loads(json.dumps(result.settings, default=str))
+    a_model = settings.get("a_model")
+    previous = RESULTS / f"{args.out}.json"
+    if args.reuse_a is not None and previous.is_file():
+        # B rerun alone: the A network and its numbers come from the run that saved it
+        a_model = {**json.loads(previous.read_text()).get("a_model", {}),
+                   "source": f"trained by the earlier run that saved {args.reuse_a.name}"}
     write(args.out, {
-        "command": f"run_cifar(defaults, threads={args.threads})",
-        "a_model": settings.get("a_model"),
+        "command": f"run_cifar(defaults, threads={args.threads})"
+        + (f" reusing the task A network {args.reuse_a.name}" if args.reuse_a else ""),
+        "a_model": a_model,
         "b": rows,
         "best_transferred": best,
         "best_minus_scratch": None if scratch is None

@@ -113,8 +113,8 @@ def run_cifar(
     b_classes: Sequence[int | str] = (0, 7),
     strategies: str | Iterable[str] | None = None,
     epochs: int | None = None,
-    a_epochs: int = 12,
-    repeats: int = 5,
+    a_epochs: int = 10,
+    repeats: int = 3,
     batch_size: int | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -156,9 +156,9 @@ def run_cifar(
         Subset of :data:`CIFAR_STRATEGIES`; default all.
     epochs : int, default=None
         Training epochs of every B model; None uses each recipe's own.
-    a_epochs : int, default=12
+    a_epochs : int, default=10
         Training epochs of the A model (see ``benchmarks/bench_cifar.py`` for times).
-    repeats : int, default=5
+    repeats : int, default=3
         B training sets drawn (stratified) from a pool twice their size; one when 1.
     batch_size : int, default=None
         Mini-batch size of every model; None uses the recipes' (256 for A, 32 for B).
@@ -273,7 +273,9 @@ def run_cifar(
         backbone = None
         if a_backbone is not None:
             backbone = _as_backbone(a_backbone)
-            settings["a_model"] = {"source": "given (a_backbone)"}
+            settings["a_model"] = {"source": "given (a_backbone)", **{
+                k[len("task_a_"):]: v for k, v in backbone.meta.items()
+                if k.startswith("task_a_")}}
         elif set(selected) - {"scratch"}:
             say(f"training the CNN on task A ({len(a_rows)} images of {len(a)} classes, "
                 f"{a_epochs} epochs)", progress)
@@ -284,6 +286,8 @@ def run_cifar(
                 f"held-out A images ({settings['a_model']['fit_seconds']:.0f} s)", progress)
             backbone = model_a.export_backbone()
             if a_checkpoint is not None:
+                backbone.meta.update({f"task_a_{k}": v for k, v in settings["a_model"].items()
+                                      if isinstance(v, float)})
                 backbone.save(a_checkpoint)
 
         models = {}

@@ -24,8 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's sktransfer
 from _common import RESULTS, write  # noqa: E402
@@ -84,7 +82,7 @@ def main(argv=None) -> None:
         "total_seconds": elapsed,
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": args.threads,
         "settings": settings,
         "table_columns": list(table.columns),
     })

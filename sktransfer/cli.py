@@ -221,17 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
         "cifar", parents=[common, data], help="CIFAR-10 A/B: 8 classes -> the other 2",
         description="Train the small CNN on task A (the classes not in B), then task B from "
                     "scratch vs transferred. Strategies: {strategies}.", strategies="cifar")
-    cifar.add_argument("--a-train-size", type=_positive_int, default=8000,
-                       help="task A training images (default: 8000)")
-    cifar.add_argument("--b-train-size", type=_positive_int, default=200,
-                       help="task B training images (default: 200)")
-    cifar.add_argument("--b-test-size", type=_positive_int, default=2000,
+    cifar.add_argument("--a-train-size", type=_positive_int, default=None,
+                       help="task A training images (default: 36000)")
+    cifar.add_argument("--b-train-size", type=_positive_int, default=None,
+                       help="task B labelled images (default: 100)")
+    cifar.add_argument("--b-test-size", type=_positive_int, default=None,
                        help="task B test images (default: 2000)")
     cifar.add_argument("--b-classes", type=_cifar_class, nargs="+", default=[0, 7],
                        metavar="C", help="task B classes, indices or names (default: 0 7)")
     cifar.add_argument("--a-epochs", type=_positive_int, default=None,
                        help="task A epochs (default: 10)")
-    cifar.add_argument("--repeats", type=_positive_int, default=3,
+    cifar.add_argument("--repeats", type=_positive_int, default=None,
                        help="task B training draws (default: 3)")
     cifar.set_defaults(strategy_names="cifar")
 
@@ -310,10 +310,10 @@ def _run(args: argparse.Namespace):
                        label_fraction=args.label_fraction, task=args.task,
                        repeats=args.repeats, data=source, **common, **extra)
     if args.experiment == "cifar":
-        extra = {} if args.a_epochs is None else {"a_epochs": args.a_epochs}
-        return run_cifar(args.data_home, a_train_size=args.a_train_size,
-                         b_train_size=args.b_train_size, b_test_size=args.b_test_size,
-                         b_classes=args.b_classes, repeats=args.repeats,
+        # options left out keep run_cifar's defaults, the measured ones
+        names = ("a_epochs", "a_train_size", "b_train_size", "b_test_size", "repeats")
+        extra = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+        return run_cifar(args.data_home, b_classes=args.b_classes,
                          download=args.download, **common, **extra)
     return run_monkeys(args.data_home, backbone=args.backbone, image_size=args.image_size,
                        **common)

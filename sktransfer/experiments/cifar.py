@@ -1,8 +1,21 @@
-"""CIFAR-10 A/B: a small CNN trained on 8 classes (A), transferred to the other 2 (B)."""
+"""CIFAR-10 A/B: a small CNN trained on 8 classes (A), transferred to the other 2 (B).
+
+The recipes are fixed here, found once on held-out training images (see
+``benchmarks/bench_cifar.py``) and the same for every split:
+
+- task A trains the residual ``"cnn"`` with SGD, a one-cycle learning rate (Smith & Topin
+  2019, super-convergence), label smoothing 0.2 (Szegedy et al. 2016), random flips and
+  crops of the reflect-padded image (He et al. 2016) and weight decay 5e-4, the short
+  CIFAR schedule of airbench (Jordan 2024), sized to about 10 CPU minutes;
+- task B's models share augmentation and schedule shape; scratch trains longer at a larger
+  rate, transferred models train their trainable part at a small rate, so they start
+  from the A weights and stay near them.
+"""
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -13,12 +26,33 @@ from ..datasets import CIFAR10_CLASSES, fetch_cifar10
 from ..estimator import TransferClassifier
 from ._common import say, select_strategies, torch_threads
 
-__all__ = ["CIFAR_STRATEGIES", "run_cifar"]
+__all__ = ["A_RECIPE", "B_RECIPES", "CIFAR_STRATEGIES", "run_cifar"]
 
 #: Strategy names of the CIFAR experiment.
 CIFAR_STRATEGIES = ("scratch", "last-1", "last-2", "fine-tune")
 
-_FREEZE = {"last-1": "last:1", "last-2": "last:2", "fine-tune": "none"}
+_FREEZE = {"scratch": "none", "last-1": "last:1", "last-2": "last:2", "fine-tune": "none"}
+
+#: TransferClassifier parameters of the task A network (``max_epochs`` is ``a_epochs``).
+A_RECIPE: dict[str, Any] = {
+    "optimizer": "sgd", "lr": 0.2, "lr_schedule": "onecycle", "warmup": 0.2,
+    "weight_decay": 5e-4, "label_smoothing": 0.2, "augment": "flip_crop", "batch_size": 256,
+}
+
+#: TransferClassifier parameters of each task B strategy (``max_epochs`` included).
+B_RECIPES: dict[str, dict[str, Any]] = {
+    "scratch": {"optimizer": "sgd", "lr": 0.05, "lr_schedule": "onecycle", "warmup": 0.2,
+                "weight_decay": 5e-4, "label_smoothing": 0.1, "augment": "flip_crop",
+                "batch_size": 32, "max_epochs": 80},
+    "last-1": {"optimizer": "adamw", "lr": 1e-2, "lr_schedule": "cosine", "warmup": 0.0,
+               "weight_decay": 1e-2, "batch_size": 32, "max_epochs": 60},
+    "last-2": {"optimizer": "sgd", "lr": 0.01, "lr_schedule": "onecycle", "warmup": 0.2,
+               "weight_decay": 5e-4, "label_smoothing": 0.1, "augment": "flip_crop",
+               "batch_size": 32, "max_epochs": 30},
+    "fine-tune": {"optimizer": "sgd", "lr": 0.01, "lr_schedule": "onecycle", "warmup": 0.2,
+                  "layer_decay": None, "weight_decay": 5e-4, "label_smoothing": 0.1,
+                  "augment": "flip_crop", "batch_size": 32, "max_epochs": 30},
+}
 
 
 def _class_index(value: int | str) -> int:
@@ -33,7 +67,7 @@ def _class_index(value: int | str) -> int:
     return index
 
 
-def _first_rows(target: np.ndarray, classes: Sequence[int], start: int, stop: int) -> np.ndarray:
+def _rows(target: np.ndarray, classes: Sequence[int], start: int, stop: int) -> np.ndarray:
     """Rows ``start:stop`` (in file order) of each class."""
     return np.sort(np.concatenate([np.flatnonzero(target == c)[start:stop] for c in classes]))
 
@@ -54,24 +88,34 @@ def _load_test(data_home, download, b_classes, per_class, progress, notes):
             "images of the B classes, used neither for A nor for B training."
         )
         return None
-    rows = _first_rows(test.target, b_classes, 0, per_class)
+    rows = _rows(test.target, b_classes, 0, per_class)
     return test.images[rows], test.target[rows]
+
+
+def _cpu_amp() -> str | bool:
+    """bfloat16 autocast on CPUs that compute it natively (oneDNN, AVX512-BF16/AMX): about
+    twice as fast as float32 for this network; float32 elsewhere."""
+    import torch
+
+    try:
+        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else False
+    except (AttributeError, RuntimeError):  # pragma: no cover - torch without oneDNN
+        return False
 
 
 def run_cifar(
     data_home: Any = None,
     *,
-    a_train_size: int = 8000,
-    b_train_size: int = 200,
+    a_train_size: int = 36000,
+    a_test_size: int = 4000,
+    b_train_size: int = 100,
     b_test_size: int = 2000,
     b_classes: Sequence[int | str] = (0, 7),
     strategies: str | Iterable[str] | None = None,
-    epochs: int = 20,
+    epochs: int | None = None,
     a_epochs: int = 10,
     repeats: int = 3,
-    lr: float = 1e-3,
-    batch_size: int = 64,
-    augment: bool = False,
+    batch_size: int | None = None,
     seed: int = 0,
     device: str = "auto",
     download: bool = False,
@@ -79,43 +123,45 @@ def run_cifar(
     verbose: int = 0,
     threads: int | None = 1,
     n_jobs: int | None = None,
+    a_backbone: Any = None,
+    a_checkpoint: Any = None,
 ) -> ComparisonResult:
     """The CIFAR-10 A/B transfer experiment: scratch vs ``last:1`` vs ``last:2`` vs all layers.
 
-    Task A is the 8 classes not in ``b_classes``: the small CNN backbone (``"cnn"``) is
-    trained on ``a_train_size`` of their images. Task B is ``b_classes`` with only
-    ``b_train_size`` training images: a CNN from scratch, the A network with only its new
-    head trained (``last-1``), with the head and the layer below it trained (``last-2``),
-    and with all layers fine-tuned (``fine-tune``). B is scored on the CIFAR-10 test
-    images of its classes; when the test split is absent (a note says so), on
-    ``b_test_size`` training images of the B classes that neither A nor B trained on.
+    Task A is the 8 classes not in ``b_classes``: the residual CNN backbone (``"cnn"``) is
+    trained on ``a_train_size`` of their images with :data:`A_RECIPE` and scored on
+    ``a_test_size`` others (``settings["a_model"]``). Task B is ``b_classes`` with only
+    ``b_train_size`` labelled images: a CNN from scratch, the A network with only its new
+    head trained (``last-1``), with the head and the convolution below it trained
+    (``last-2``), and with all layers fine-tuned (``fine-tune``), each with its recipe in
+    :data:`B_RECIPES`. B is scored on the CIFAR-10 test images of its classes; when the
+    test split is absent (a note says so), on ``b_test_size`` training images of the B
+    classes that neither A nor B trained on.
 
     Parameters
     ----------
     data_home : str or path, default=None
         Data home holding ``cifar10/`` (see :func:`~sktransfer.datasets.fetch_cifar10`).
-    a_train_size : int, default=8000
-        Training images of task A (equal per class).
-    b_train_size : int, default=200
-        Training images of task B (equal per class).
+    a_train_size : int, default=36000
+        Training images of task A (equal per class; 4,500 of each class's 5,000).
+    a_test_size : int, default=4000
+        Held-out task A images the A network is scored on (equal per class).
+    b_train_size : int, default=100
+        Labelled images of task B (equal per class).
     b_test_size : int, default=2000
         Test images of task B (equal per class).
     b_classes : sequence of int or str, default=(0, 7)
         The B classes (airplane and horse), by index or name.
     strategies : str or iterable of str, default=None
         Subset of :data:`CIFAR_STRATEGIES`; default all.
-    epochs : int, default=20
-        Training epochs of the B models.
+    epochs : int, default=None
+        Training epochs of every B model; None uses each recipe's own.
     a_epochs : int, default=10
-        Training epochs of the A model.
+        Training epochs of the A model (see ``benchmarks/bench_cifar.py`` for times).
     repeats : int, default=3
         B training sets drawn (stratified) from a pool twice their size; one when 1.
-    lr : float, default=1e-3
-        Adam learning rate.
-    batch_size : int, default=64
-        Mini-batch size.
-    augment : bool, default=False
-        Random flips and shifts while training.
+    batch_size : int, default=None
+        Mini-batch size of every model; None uses the recipes' (256 for A, 32 for B).
     seed : int, default=0
         Seeds the draws and the models.
     device : str, default="auto"
@@ -128,87 +174,127 @@ def run_cifar(
         Verbosity of the networks (the A model shows its epochs when ``progress``).
     threads : int or None, default=1
         Torch CPU threads while running; None leaves torch's setting. One thread is
-        robust on a shared machine (several threads slow down badly when cores are busy).
+        robust on a shared machine: with busy cores, two threads of this network took
+        10 times the CPU time of one (OpenMP threads spin waiting for each other).
     n_jobs : int, default=None
         Parallel fits, see :func:`~sktransfer.compare.compare`.
+    a_backbone : ExportedBackbone or path, default=None
+        A task A network from an earlier run (its ``a_checkpoint``): task A is not
+        trained again, so B can be rerun alone. It must come from the same ``b_classes``
+        and ``a_train_size`` for the comparison to mean the same.
+    a_checkpoint : path, default=None
+        Save the trained task A backbone there (:meth:`ExportedBackbone.save`).
 
     Returns
     -------
     ComparisonResult
-        One row per B strategy, target ``"B: airplane vs horse"``.
+        One row per B strategy, target ``"B: airplane vs horse"``; ``settings`` holds the
+        recipes, the A network's held-out accuracy and its training time.
 
     Examples
     --------
     >>> from sktransfer.experiments import run_cifar
-    >>> result = run_cifar("/data", a_train_size=800, b_train_size=100,
-    ...                    a_epochs=2, epochs=2, repeats=1)  # doctest: +SKIP
+    >>> result = run_cifar("/data", a_train_size=800, a_test_size=80, a_epochs=2,
+    ...                    epochs=2, repeats=1)  # doctest: +SKIP
     """
     selected = select_strategies(strategies, CIFAR_STRATEGIES, "cifar")
     b = list(dict.fromkeys(_class_index(c) for c in b_classes))
     if len(b) < 2:
         raise ValueError(f"task B needs at least two distinct classes, got {list(b_classes)}")
     a = [c for c in range(len(CIFAR10_CLASSES)) if c not in b]
-    for name, value in (("a_train_size", a_train_size), ("b_train_size", b_train_size),
-                        ("b_test_size", b_test_size), ("repeats", repeats)):
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value!r}")
+    if not a:
+        raise ValueError("task B takes every class: leave at least one for task A")
+    for name, value in (("a_train_size", a_train_size), ("a_test_size", a_test_size),
+                        ("b_train_size", b_train_size), ("b_test_size", b_test_size),
+                        ("repeats", repeats), ("a_epochs", a_epochs)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
+            raise ValueError(f"{name} must be a positive int or None, got {value!r}")
     per_a = math.ceil(a_train_size / len(a))
+    per_a_test = math.ceil(a_test_size / len(a))
     per_b = math.ceil(b_train_size / len(b))
     pool_b = per_b * (2 if repeats > 1 else 1)
     per_b_test = math.ceil(b_test_size / len(b))
     notes: list[str] = []
     b_names = [CIFAR10_CLASSES[c] for c in b]
     target = f"B: {' vs '.join(b_names)}"
+    amp = _cpu_amp()
+    common = dict(device=device, random_state=seed, mixed_precision="auto" if
+                  str(device).startswith("cuda") else amp)
+    override = {} if batch_size is None else {"batch_size": int(batch_size)}
+    a_params = {**A_RECIPE, **override, "max_epochs": int(a_epochs)}
+    b_params = {s: {**B_RECIPES[s], **override,
+                    **({} if epochs is None else {"max_epochs": int(epochs)})}
+                for s in selected}
 
     with torch_threads(threads):
         test = _load_test(data_home, download, b, per_b_test, progress, notes)
         held_out = test is None
         say("loading CIFAR-10 training images", progress)
-        per_class = max(per_a, pool_b + (per_b_test if held_out else 0))
+        per_class = max(per_a + per_a_test, pool_b + (per_b_test if held_out else 0))
         train = _load(data_home, download, per_class, progress)
+        counts = np.bincount(train.target, minlength=len(CIFAR10_CLASSES))
+        if counts[a].min() < per_a + per_a_test:
+            raise ValueError(
+                f"task A needs {per_a} training + {per_a_test} held-out images per class "
+                f"but some A classes have only {int(counts[a].min())}; lower a_train_size "
+                "or a_test_size")
+        if held_out and counts[b].min() < pool_b + per_b_test:
+            raise ValueError(
+                f"task B needs {pool_b} pool + {per_b_test} test images per class but some "
+                f"B classes have only {int(counts[b].min())}; lower b_train_size or "
+                "b_test_size")
         if held_out:
-            test_rows = _first_rows(train.target, b, pool_b, pool_b + per_b_test)
+            test_rows = _rows(train.target, b, pool_b, pool_b + per_b_test)
             test = train.images[test_rows], train.target[test_rows]
-        a_rows = _first_rows(train.target, a, 0, per_a)
-        pool_rows = _first_rows(train.target, b, 0, pool_b)
+        a_rows = _rows(train.target, a, 0, per_a)
+        a_test_rows = _rows(train.target, a, per_a, per_a + per_a_test)
+        pool_rows = _rows(train.target, b, 0, pool_b)
         if held_out and np.intersect1d(pool_rows, test_rows).size:
             raise RuntimeError("B training and test rows overlap")  # pragma: no cover
         if min(int(np.sum(test[1] == c)) for c in b) == 0:
             raise ValueError(f"no test images for some B classes ({b_names})")
 
-        common = dict(lr=lr, batch_size=batch_size, augment=augment, device=device,
-                      random_state=seed)
         settings: dict[str, Any] = {
             "experiment": "cifar", "a_classes": [CIFAR10_CLASSES[c] for c in a],
             "b_classes": b_names, "a_train_size": int(len(a_rows)),
+            "a_test_size": int(len(a_test_rows)),
             "b_train_size": per_b * len(b), "b_pool_size": int(len(pool_rows)),
             "b_test_size": int(len(test[1])),
             "b_test_source": "held-out CIFAR-10 training images" if held_out
             else "CIFAR-10 test split",
-            "strategies": selected, "epochs": epochs, "a_epochs": a_epochs,
-            "repeats": repeats, "lr": lr, "batch_size": batch_size, "augment": augment,
-            "optimizer": "adam", "backbone": "cnn", "seed": seed, "device": device,
-            "torch_threads": threads, "data_home": data_home,
+            "strategies": selected, "a_epochs": int(a_epochs), "epochs": epochs,
+            "repeats": repeats, "a_recipe": a_params, "b_recipes": b_params,
+            "mixed_precision": common["mixed_precision"], "backbone": "cnn", "seed": seed,
+            "device": device, "torch_threads": threads, "data_home": data_home,
         }
         backbone = None
-        if set(selected) - {"scratch"}:
-            say(f"training the CNN on task A ({len(a_rows)} images of "
-                f"{len(a)} classes, {a_epochs} epochs)", progress)
-            model_a = TransferClassifier(
-                "cnn", max_epochs=a_epochs, verbose=max(verbose, 2 * progress), **common
-            ).fit(train.images[a_rows], train.target[a_rows])
-            last = model_a.history_.iloc[-1]
-            settings["a_model"] = {k: float(last[k]) for k in ("train_acc", "valid_acc")
-                                   if k in last}
+        if a_backbone is not None:
+            backbone = _as_backbone(a_backbone)
+            settings["a_model"] = {"source": "given (a_backbone)", **{
+                k[len("task_a_"):]: v for k, v in backbone.meta.items()
+                if k.startswith("task_a_")}}
+        elif set(selected) - {"scratch"}:
+            say(f"training the CNN on task A ({len(a_rows)} images of {len(a)} classes, "
+                f"{a_epochs} epochs)", progress)
+            model_a, settings["a_model"] = _fit_a(
+                train.images, train.target, a_rows, a_test_rows, a_params, common,
+                max(verbose, 2 * progress))
+            say(f"task A: {settings['a_model']['test_acc']:.1%} on {len(a_test_rows)} "
+                f"held-out A images ({settings['a_model']['fit_seconds']:.0f} s)", progress)
             backbone = model_a.export_backbone()
+            if a_checkpoint is not None:
+                backbone.meta.update({f"task_a_{k}": v for k, v in settings["a_model"].items()
+                                      if isinstance(v, float)})
+                backbone.save(a_checkpoint)
 
         models = {}
         for strategy in selected:
-            if strategy == "scratch":
-                models["cnn-scratch"] = TransferClassifier("cnn", max_epochs=epochs, **common)
-            else:
-                models[f"cnn-{strategy}"] = TransferClassifier(
-                    backbone, freeze=_FREEZE[strategy], max_epochs=epochs, **common)
+            spec = "cnn" if strategy == "scratch" else backbone
+            models[f"cnn-{strategy}"] = TransferClassifier(
+                spec, freeze=_FREEZE[strategy], **b_params[strategy], **common)
         X = np.concatenate([train.images[pool_rows], test[0]])
         y = np.concatenate([train.target[pool_rows], test[1]])
         splits = _b_splits(y[: len(pool_rows)], len(y), per_b * len(b), repeats, seed)
@@ -218,14 +304,37 @@ def run_cifar(
                          n_jobs=n_jobs, progress=progress, experiment="cifar")
     settings["notes"] = notes
     settings["description"] = (
-        f"A small CNN is trained on task A ({len(a)} CIFAR-10 classes, {len(a_rows)} images) "
-        f"and transferred to task B ({', '.join(b_names)}) with {per_b * len(b)} training "
-        f"images; B is scored on {len(test[1])} "
-        f"{'held-out training' if held_out else 'test'} images ({repeats} repeat(s))."
+        f"A residual CNN is trained on task A ({len(a)} CIFAR-10 classes, {len(a_rows)} "
+        f"images, scored on {len(a_test_rows)} held-out ones) and transferred to task B "
+        f"({', '.join(b_names)}) with {per_b * len(b)} labelled images; B is scored on "
+        f"{len(test[1])} {'held-out training' if held_out else 'test'} images "
+        f"({repeats} repeat(s))."
     )
     return ComparisonResult.concat(
         [result], experiment=f"CIFAR-10 A/B transfer: {target}", settings=settings
     )
+
+
+def _fit_a(images, target, rows, test_rows, params, common, verbose):
+    """Train the task A network; its held-out accuracy and time (wall and CPU)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    model = TransferClassifier("cnn", verbose=verbose, **params, **common).fit(
+        images[rows], target[rows])
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    last = model.history_.iloc[-1]
+    return model, {
+        "train_acc": float(last["train_acc"]) if "train_acc" in last else None,
+        "test_acc": float(model.score(images[test_rows], target[test_rows])),
+        "fit_seconds": wall, "fit_cpu_seconds": cpu,
+    }
+
+
+def _as_backbone(spec):
+    from ..backbones.exported import ExportedBackbone
+
+    if isinstance(spec, ExportedBackbone):
+        return spec
+    return ExportedBackbone.load(spec)
 
 
 def _b_splits(y_pool, n_total, n_train, repeats, seed) -> list[tuple[np.ndarray, np.ndarray]]:

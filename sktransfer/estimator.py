@@ -25,6 +25,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 from skorch.callbacks import EarlyStopping, ProgressBar
 
+from ._threads import check_n_threads, scoped_threads, use_threads
 from ._training import (
     OPTIMIZERS,
     HoldOut,
@@ -123,6 +124,12 @@ class TransferClassifier(
         changed after fitting with ``set_params(device="cpu")``.
     num_workers : int, default=4
         Threads decoding image files when ``X`` holds paths.
+    n_threads : "auto", int or None, default="auto"
+        torch CPU threads during ``fit``, ``predict`` and ``transform`` (the caller's
+        setting is restored after). ``"auto"``: one thread for networks under a million
+        parameters, where more threads only wait on each other (10-30x slower on a busy
+        machine, see ``benchmarks/bench_threads.py``), else the CPUs this process may use,
+        within joblib's and Dask's inner thread limits. ``None`` leaves torch's setting.
     random_state : int, RandomState or None, default=None
         Seeds initialisation, shuffling, dropout and the validation split: the same value
         gives the same predictions on the CPU.
@@ -190,6 +197,7 @@ class TransferClassifier(
         compile: bool = False,
         device: str = "auto",
         num_workers: int = 4,
+        n_threads: int | str | None = "auto",
         random_state: Any = None,
         verbose: int = 0,
     ):
@@ -216,6 +224,7 @@ class TransferClassifier(
         self.compile = compile
         self.device = device
         self.num_workers = num_workers
+        self.n_threads = n_threads
         self.random_state = random_state
         self.verbose = verbose
 
@@ -253,6 +262,7 @@ class TransferClassifier(
             raise ValueError(
                 f"optimizer must be a name or an Optimizer class, got {self.optimizer!r}"
             )
+        check_n_threads(self.n_threads)
         if self.cache_features not in ("auto", True, False):
             raise ValueError(
                 f"cache_features must be 'auto', True or False, got {self.cache_features!r}"
@@ -432,6 +442,7 @@ class TransferClassifier(
         )
 
     # ------------------------------------------------------------------ fit
+    @scoped_threads
     def fit(self, X, y, sample_weight=None) -> TransferClassifier:
         """Build the network for this data and train it.
 
@@ -465,6 +476,7 @@ class TransferClassifier(
             head = make_head(backbone.num_features, len(self.classes_), self.head)
             augment = RandomFlipCrop() if self.augment and backbone.kind == "image" else None
             network = TransferNetwork(backbone, head, augment)
+            use_threads(self.n_threads, network)
             policy = resolve_freeze_policy(self.freeze)
             policy.apply(network)
             if device.startswith("cuda") and backbone.kind == "image":
@@ -518,6 +530,7 @@ class TransferClassifier(
             self.net_.module_.to(device)
             self.net_.criterion_.to(device)
 
+    @scoped_threads
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``.
 
@@ -531,6 +544,7 @@ class TransferClassifier(
         proba : ndarray of shape (n_samples, n_classes)
         """
         inputs = self._inputs_for_predict(X)
+        use_threads(self.n_threads, self.net_.module_)
         features = self._predict_features(inputs)
         if features is not None:
             dataset = ArrayDataset(features, key="features")
@@ -554,6 +568,7 @@ class TransferClassifier(
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 
+    @scoped_threads
     def transform(self, X) -> np.ndarray:
         """The backbone's embeddings of ``X``, so the estimator can be a feature step.
 
@@ -567,6 +582,7 @@ class TransferClassifier(
         embeddings : ndarray of shape (n_samples, n_features_out)
         """
         inputs = self._inputs_for_predict(X)
+        use_threads(self.n_threads, self.net_.module_)
         features = self._predict_features(inputs)
         if features is not None:
             return features.float().numpy()

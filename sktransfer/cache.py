@@ -135,14 +135,24 @@ class FeatureCache:
                         except (OSError, ValueError):  # a torn or foreign file: recompute
                             continue
         missing = [i for i in range(len(sample_keys)) if i not in found]
-        computed = compute(missing) if missing else None
+        computed = None
+        if missing:
+            from ._cluster import cluster_features  # on a Dask cluster: share, see there
+
+            with cluster_features(backbone_key) as shared:
+                if shared is not None:
+                    from_cluster = shared.get([sample_keys[i] for i in missing])
+                    found.update({missing[j]: v for j, v in from_cluster.items()})
+                    missing = [i for i in missing if i not in found]
+                computed = compute(missing).detach().cpu() if missing else None
+                if shared is not None and computed is not None:
+                    shared.put({sample_keys[i]: computed[row] for row, i in enumerate(missing)})
         with self._lock:
             self.hits += len(sample_keys) - len(missing)
             self.misses += len(missing)
             for i in found:
                 self._put((backbone_key, sample_keys[i]), found[i])
             if computed is not None:
-                computed = computed.detach().cpu()
                 for row, i in enumerate(missing):
                     value = computed[row].clone()
                     found[i] = value

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sktransfer import TransferClassifier
-from sktransfer import _threads
+from sktransfer import TransferClassifier, _threads
 from sktransfer._threads import resolve_n_threads, torch_threads
 
 SEEN: list[int] = []

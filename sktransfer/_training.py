@@ -33,11 +33,15 @@ class WeightedNet(NeuralNetClassifier):
     ``amp_dtype`` (``torch.bfloat16`` or ``torch.float16``) runs forward passes under
     ``torch.autocast``; float16 also scales the loss with a ``GradScaler``. Batches move to
     the device with ``non_blocking=True`` (the loader pins host memory on CUDA).
+
+    ``head_only=True`` says the batches hold a frozen backbone's cached embeddings: they go
+    through the module's ``forward_head`` instead of its ``forward``.
     """
 
-    def __init__(self, *args, amp_dtype=None, **kwargs):
+    def __init__(self, *args, amp_dtype=None, head_only=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.amp_dtype = amp_dtype
+        self.head_only = head_only
         self._mode_set = None
 
     # skorch sets train/eval mode on the whole module before every batch. Walking every
@@ -68,10 +72,19 @@ class WeightedNet(NeuralNetClassifier):
             x = {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
                  for k, v in x.items()}
         if self.amp_dtype is None:  # no autocast context at all: it costs time every batch
-            return super().infer(x, **fit_params)
+            return self._call_module(x, **fit_params)
         with autocast(self.device, self.amp_dtype):
-            out = super().infer(x, **fit_params)
+            out = self._call_module(x, **fit_params)
         return out.float() if isinstance(out, torch.Tensor) else out
+
+    def _call_module(self, x, **fit_params):
+        if not self.head_only:
+            return super().infer(x, **fit_params)
+        x = to_tensor(x, device=self.device)
+        if isinstance(x, dict):
+            kwargs = self._merge_x_and_fit_params(x, fit_params)
+            return self.module_.forward_head(kwargs.pop("x"), **kwargs)
+        return self.module_.forward_head(x, **fit_params)
 
     def train_step_single(self, batch, **fit_params):
         if self.grad_scaler_ is None:
@@ -100,27 +113,57 @@ class WeightedNet(NeuralNetClassifier):
 
 
 class HoldOut:
-    """skorch ``train_split``: hold out a (stratified where possible) fraction for validation.
+    """skorch ``train_split``: hold out a fraction of the rows for validation.
 
-    Falls back to a plain random split when a class is too small to stratify, and to no
-    validation at all when the fraction of the data is less than one sample.
+    Stratified by ``y`` when ``stratify`` is true and every class has at least two rows,
+    else a plain random split. A fraction that leaves no validation row, or fewer than two
+    training rows, is an error (see :meth:`sizes`), never a silent fit without validation.
+
+    Parameters
+    ----------
+    fraction : float
+        Share of the rows held out, in (0, 1).
+    random_state : int
+        Seed of the split.
+    stratify : bool, default=True
+        Keep class proportions (classification); regressors pass False.
+
+    Examples
+    --------
+    >>> from sktransfer._training import HoldOut
+    >>> HoldOut.sizes(40, 0.1)
+    (36, 4)
     """
 
-    def __init__(self, fraction: float, random_state: int):
+    def __init__(self, fraction: float, random_state: int, stratify: bool = True):
         self.fraction = fraction
         self.random_state = random_state
+        self.stratify = stratify
+
+    @staticmethod
+    def sizes(n: int, fraction: float) -> tuple[int, int]:
+        """``(n_train, n_valid)`` for ``n`` rows, or a ValueError naming the fraction."""
+        n_valid = int(round(fraction * n))
+        if n_valid < 1:
+            raise ValueError(
+                f"validation_fraction={fraction} of {n} rows rounds to no validation row; "
+                f"use at least {1.0 / n:.3g} (one row), or validation_fraction=None"
+            )
+        if n - n_valid < 2:
+            raise ValueError(
+                f"validation_fraction={fraction} of {n} rows leaves {n - n_valid} row(s) to "
+                "train on; use a smaller fraction, or validation_fraction=None"
+            )
+        return n - n_valid, n_valid
 
     def __call__(self, dataset, y=None, **_):
         n = len(dataset)
-        n_valid = int(round(self.fraction * n))
-        if n_valid < 1 or n - n_valid < 2:
-            return dataset, None
+        _, n_valid = self.sizes(n, self.fraction)
         rng = np.random.RandomState(self.random_state)
-        y = None if y is None else np.asarray(y)
+        y = None if y is None or not self.stratify else np.asarray(y)
         idx_train = idx_valid = None
         if y is not None:
-            counts = np.bincount(y)
-            counts = counts[counts > 0]
+            counts = np.unique(y, return_counts=True)[1]
             if counts.min() >= 2 and n_valid >= len(counts) and n - n_valid >= len(counts):
                 sss = StratifiedShuffleSplit(1, test_size=n_valid, random_state=rng)
                 idx_train, idx_valid = next(sss.split(np.zeros(n), y))
@@ -226,4 +269,7 @@ def history_frame(history):
         record["unfrozen"] = bool(row.get("unfrozen", False))
         rows.append(record)
     frame = pd.DataFrame(rows, columns=[*columns, "unfrozen"])
-    return frame.dropna(axis=1, how="all")
+    # Optional columns go when absent; the loss stays, NaN and all, so a failure shows.
+    absent = [c for c in ("valid_loss", "train_acc", "valid_acc", "dur")
+              if frame[c].isna().all()]
+    return frame.drop(columns=absent)

@@ -252,13 +252,5 @@ def bypass_reason(network, policy, augment: bool) -> str | None:
         return f"freeze policy {policy!r} trains backbone layers"
     if not network.backbone_frozen():
         return "some backbone layers are trainable"
-    was_training = network.training
-    network.train(True)  # what skorch does before each batch
-    trainable_bn = [
-        m for m in network.backbone.modules()
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.training
-    ]
-    network.train(was_training)
-    if trainable_bn:
-        return "BatchNorm layers in the backbone would update their statistics"
-    return None
+    # Asked of the network's bookkeeping: no mode is switched to find out.
+    return network.backbone_varies_in_training()

@@ -1,55 +1,36 @@
-"""TransferClassifier: a pretrained backbone and a freeze policy as scikit-learn parameters."""
+"""TransferClassifier: a pretrained backbone and a freeze policy as scikit-learn parameters.
+
+The task-independent machinery (parameters, validation, network, cache, training) lives in
+:mod:`sktransfer._base_estimator`; this module adds what makes it a classifier: labels,
+class weights, a cross-entropy loss and probabilities.
+"""
 
 from __future__ import annotations
 
-import copy
-import logging
-import numbers
-import os
-import warnings
+import math
 from collections.abc import Sequence
+from numbers import Real
 from typing import Any
 
 import numpy as np
 import torch
-from sklearn.base import (
-    BaseEstimator,
-    ClassifierMixin,
-    ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
-)
+from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import InvalidParameterError, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
-from skorch.callbacks import EarlyStopping, ProgressBar
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
-from ._threads import check_n_threads, scoped_threads, use_threads
-from ._training import (
-    OPTIMIZERS,
-    HoldOut,
-    TrainAccuracy,
-    WeightedNet,
-    autocast,
-    history_frame,
-    release_device_memory,
-    resolve_amp,
-    resolve_device,
+from ._base_estimator import (  # noqa: F401  (inference_batch_size: public before the split)
+    _TransferEstimatorBase,
+    inference_batch_size,
 )
-from .backbones._base import Backbone
-from .backbones.exported import ExportedBackbone
-from .cache import backbone_digest
-from .inputs import ArrayDataset, BatchLoader, ImagePathDataset, Inputs, to_inputs
-from .network import RandomFlipCrop, TransferNetwork, make_head
-from .registry import create_backbone, resolve_freeze_policy
+from ._training import TrainAccuracy, WeightedNet
 
-logger = logging.getLogger("sktransfer")
+__all__ = ["TransferClassifier"]
 
 
-class TransferClassifier(
-    ClassNamePrefixFeaturesOutMixin, ClassifierMixin, TransformerMixin, BaseEstimator
-):
+class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
     """A neural classifier whose backbone and freeze policy are ordinary hyperparameters.
 
     Training from scratch, feature extraction and fine-tuning become values of ``weights``
@@ -79,26 +60,33 @@ class TransferClassifier(
     backbone_kwargs : dict, default=None
         Architecture options for a registry backbone (``{"hidden": (64, 32)}`` for mlp).
     optimizer : {"adam", "adamw", "sgd"} or torch optimizer class, default="adam"
-        ``"sgd"`` uses momentum 0.9.
+        ``"sgd"`` uses momentum 0.9. A class is any ``torch.optim.Optimizer`` subclass whose
+        ``step`` needs no closure (``LBFGS`` is refused: mini-batch training gives none).
     lr : float, default=1e-3
-        Learning rate of the head (and of the backbone, times ``backbone_lr_mult``).
+        Learning rate of the head (and of the backbone, times ``backbone_lr_mult``);
+        finite and > 0.
     backbone_lr_mult : float, default=None
-        Learning-rate multiplier for trainable backbone parameters; ``None`` takes the freeze
-        policy's default (1.0, or 0.1 for ``"gradual"``).
+        Learning-rate multiplier for trainable backbone parameters, finite and >= 0;
+        ``None`` takes the freeze policy's default (1.0, or 0.1 for ``"gradual"``).
     weight_decay : float, default=0.0
-        Passed to the optimizer.
+        Passed to the optimizer; finite and >= 0.
     max_epochs : int, default=20
         Training epochs (fewer with early stopping).
     batch_size : int, default=64
         Mini-batch size for training and prediction.
-    validation_fraction : float or None, default=0.1
-        Share of the training data held out (stratified) for the per-epoch validation
-        metrics in ``history_`` and for early stopping. ``None`` trains on all of it.
+    validation_fraction : float in (0, 1) or None, default=None
+        Share of the training rows held out (stratified) for the per-epoch validation
+        metrics in ``history_`` and for early stopping. ``None``, as in scikit-learn,
+        holds out nothing unless ``early_stopping`` asks for it (then 0.1): every row
+        trains. A fraction that leaves no validation row, or fewer than two training
+        rows, is an error.
     early_stopping : int or None, default=None
-        Patience in epochs; stops when the validation loss (training loss without
-        validation) has not improved, and restores the best weights.
+        Patience in epochs: stop when the validation loss has not improved for this many
+        epochs, and restore the best weights. Validates on ``validation_fraction`` of the
+        rows, or 0.1 when that is None.
     class_weight : None, "balanced" or dict, default=None
-        Weights of the classes in the loss, as in scikit-learn.
+        Weights of the classes in the loss, as in scikit-learn; dict values must be finite
+        and >= 0.
     input_shape : tuple of int, default=None
         Shape of one sample, ``(C, H, W)`` for images. Needed for 2-D arrays of flattened
         images (what imbalanced-learn samplers produce); checked against image arrays.
@@ -127,9 +115,20 @@ class TransferClassifier(
     n_threads : "auto", int or None, default="auto"
         torch CPU threads during ``fit``, ``predict`` and ``transform`` (the caller's
         setting is restored after). ``"auto"``: one thread for networks under a million
-        parameters, where more threads only wait on each other (10-30x slower on a busy
-        machine, see ``benchmarks/bench_threads.py``), else the CPUs this process may use,
-        within joblib's and Dask's inner thread limits. ``None`` leaves torch's setting.
+        parameters, where more threads only wait on each other (38x slower on a busy
+        2-core machine, ``benchmarks/bench_threads.py``), else the CPUs this process may
+        use, within joblib's and Dask's inner thread limits. ``None`` leaves torch's
+        setting.
+    callbacks : list of skorch callbacks or (name, callback) pairs, default=None
+        Extra skorch callbacks (``Checkpoint``, ``GradientNormClipping``, ``LRScheduler``
+        or your own), run beside the estimator's own (``train_acc``, ``early_stopping``,
+        ``freeze_*``, ``progress``, names you cannot reuse). They are deep-copied at each
+        fit, so the parameter itself is never mutated and ``clone`` gives fresh ones.
+    warm_start : bool, default=False
+        When True and the model is fitted, ``fit`` trains the fitted network for
+        ``max_epochs`` more epochs (``history_`` goes on) instead of building a new one;
+        ``y`` must have the same classes and ``X`` the same form. See also
+        :meth:`partial_fit`.
     random_state : int, RandomState or None, default=None
         Seeds initialisation, shuffling, dropout and the validation split: the same value
         gives the same predictions on the CPU.
@@ -142,7 +141,7 @@ class TransferClassifier(
         Class labels.
     history_ : pandas.DataFrame
         One row per epoch: ``train_loss``, ``train_acc``, ``valid_loss``, ``valid_acc``
-        (validation columns when ``validation_fraction`` is set), ``dur``.
+        (validation columns when rows are held out), ``dur``.
     net_ : skorch.NeuralNetClassifier
         The trained skorch net; ``net_.module_`` is the :class:`TransferNetwork`.
     freeze_policy_ : FreezePolicy
@@ -171,6 +170,14 @@ class TransferClassifier(
     (3,)
     """
 
+
+    _parameter_constraints: dict = {
+        **_TransferEstimatorBase._parameter_constraints,
+        "class_weight": [None, StrOptions({"balanced"}), dict],
+    }
+    _net_class = WeightedNet
+    _stratify = True
+
     def __init__(
         self,
         backbone: Any = "mlp",
@@ -185,7 +192,7 @@ class TransferClassifier(
         weight_decay: float = 0.0,
         max_epochs: int = 20,
         batch_size: int = 64,
-        validation_fraction: float | None = 0.1,
+        validation_fraction: float | None = None,
         early_stopping: int | None = None,
         class_weight: Any = None,
         input_shape: tuple[int, ...] | None = None,
@@ -198,253 +205,103 @@ class TransferClassifier(
         device: str = "auto",
         num_workers: int = 4,
         n_threads: int | str | None = "auto",
+        callbacks: Sequence | None = None,
+        warm_start: bool = False,
         random_state: Any = None,
         verbose: int = 0,
     ):
-        self.backbone = backbone
-        self.weights = weights
-        self.freeze = freeze
-        self.head = head
-        self.backbone_kwargs = backbone_kwargs
-        self.optimizer = optimizer
-        self.lr = lr
-        self.backbone_lr_mult = backbone_lr_mult
-        self.weight_decay = weight_decay
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.validation_fraction = validation_fraction
-        self.early_stopping = early_stopping
+        super().__init__(
+            backbone, weights=weights, freeze=freeze, head=head,
+            backbone_kwargs=backbone_kwargs, optimizer=optimizer, lr=lr,
+            backbone_lr_mult=backbone_lr_mult, weight_decay=weight_decay,
+            max_epochs=max_epochs, batch_size=batch_size,
+            validation_fraction=validation_fraction, early_stopping=early_stopping,
+            input_shape=input_shape, image_size=image_size, augment=augment,
+            cache_features=cache_features, cache_dir=cache_dir,
+            mixed_precision=mixed_precision, compile=compile, device=device,
+            num_workers=num_workers, n_threads=n_threads, callbacks=callbacks,
+            warm_start=warm_start,
+            random_state=random_state, verbose=verbose,
+        )
         self.class_weight = class_weight
-        self.input_shape = input_shape
-        self.image_size = image_size
-        self.augment = augment
-        self.cache_features = cache_features
-        self.cache_dir = cache_dir
-        self.mixed_precision = mixed_precision
-        self.compile = compile
-        self.device = device
-        self.num_workers = num_workers
-        self.n_threads = n_threads
-        self.random_state = random_state
-        self.verbose = verbose
 
-    # ------------------------------------------------------------------ validation helpers
-    def _check_params(self) -> None:
-        def positive_int(name, value, allow_none=False):
-            if allow_none and value is None:
-                return
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+    # ------------------------------------------------------------------ task hooks
+    def _validate_more(self) -> None:
+        super()._validate_more()
+        if isinstance(self.class_weight, dict):
+            bad = {k: v for k, v in self.class_weight.items()
+                   if not isinstance(v, Real) or isinstance(v, bool) or not math.isfinite(v)
+                   or v < 0}
+            if bad:
+                raise InvalidParameterError(
+                    f"class_weight values must be finite numbers >= 0, got {bad!r}"
+                )
 
-        positive_int("max_epochs", self.max_epochs)
-        positive_int("batch_size", self.batch_size)
-        positive_int("early_stopping", self.early_stopping, allow_none=True)
-        positive_int("image_size", self.image_size, allow_none=True)
-        if not isinstance(self.lr, numbers.Real) or self.lr <= 0:
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if self.backbone_lr_mult is not None and (
-            not isinstance(self.backbone_lr_mult, numbers.Real) or self.backbone_lr_mult < 0
-        ):
-            raise ValueError(
-                f"backbone_lr_mult must be >= 0 or None, got {self.backbone_lr_mult!r}"
-            )
-        vf = self.validation_fraction
-        if vf is not None and (not isinstance(vf, numbers.Real) or not 0 < vf < 1):
-            raise ValueError(f"validation_fraction must be in (0, 1) or None, got {vf!r}")
-        if isinstance(self.optimizer, str) and self.optimizer.lower() not in OPTIMIZERS:
-            raise ValueError(
-                f"unknown optimizer {self.optimizer!r}; use one of {sorted(OPTIMIZERS)} or a "
-                "torch.optim.Optimizer subclass"
-            )
-        if not isinstance(self.optimizer, str) and not (
-            isinstance(self.optimizer, type) and issubclass(self.optimizer, torch.optim.Optimizer)
-        ):
-            raise ValueError(
-                f"optimizer must be a name or an Optimizer class, got {self.optimizer!r}"
-            )
-        check_n_threads(self.n_threads)
-        if self.cache_features not in ("auto", True, False):
-            raise ValueError(
-                f"cache_features must be 'auto', True or False, got {self.cache_features!r}"
-            )
-        if self.early_stopping is not None and self.validation_fraction is None:
-            warnings.warn(
-                "early_stopping without validation_fraction monitors the training loss",
-                UserWarning,
-                stacklevel=3,
-            )
-
-    def _validate_y(self, y, n_samples: int) -> np.ndarray:
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None"
-            )
+    def _encode_target(self, y, *, reset: bool, classes=None) -> np.ndarray:
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
-        if len(y) != n_samples:
-            raise ValueError(f"X has {n_samples} samples but y has {len(y)}")
-        self._label_encoder = LabelEncoder().fit(y)
-        self.classes_ = self._label_encoder.classes_
-        if len(self.classes_) < 2:
+        if reset:
+            labels = y if classes is None else np.asarray(classes)
+            self._label_encoder = LabelEncoder().fit(labels)
+            self.classes_ = self._label_encoder.classes_
+            if len(self.classes_) < 2:
+                raise ValueError(
+                    f"y has only one class ({self.classes_[0]!r}); a classifier needs at "
+                    "least two classes to train"
+                )
+        elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
             raise ValueError(
-                f"y has only one class ({self.classes_[0]!r}); a classifier needs at least "
-                "two classes to train"
+                f"classes={np.unique(classes).tolist()} differs from classes_ "
+                f"{self.classes_.tolist()} of the first call"
+            )
+        elif not self._partial_call and set(np.unique(y)) != set(self.classes_):
+            raise ValueError(
+                f"warm_start=True needs y to have the same classes as the previous fit, "
+                f"{self.classes_.tolist()}; y has {np.unique(y).tolist()}. Set warm_start=False "
+                "to fit afresh"
+            )
+        unseen = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unseen):
+            raise ValueError(
+                f"y has labels {unseen.tolist()} that are not in classes_ "
+                f"{self.classes_.tolist()}; pass every class of the task as classes= on "
+                "the first partial_fit"
             )
         return self._label_encoder.transform(y)
 
-    def _sample_weights(self, sample_weight, y_enc: np.ndarray) -> torch.Tensor | None:
-        """Per-sample loss weights (class weights folded in), or None when all are equal."""
-        w = _check_sample_weight(sample_weight, np.empty((len(y_enc), 0)), dtype=np.float64)
-        if np.any(w < 0):
-            raise ValueError("sample_weight must be non-negative")
-        if self.class_weight is not None:
-            labels = self._label_encoder.inverse_transform(y_enc)
-            cw = compute_class_weight(self.class_weight, classes=self.classes_, y=labels)
-            w = w * cw[y_enc]
-        if not np.any(w > 0):
-            raise ValueError("sample_weight is zero for every sample; nothing to train on")
-        if np.all(w == w[0]):
-            return None  # the weighted mean is the plain mean
-        return torch.as_tensor(w, dtype=torch.float32)
+    def _n_outputs(self) -> int:
+        return len(self.classes_)
 
-    # ------------------------------------------------------------------ building blocks
-    def _make_backbone(self, inputs: Inputs) -> Backbone:
-        spec = self.backbone
-        if isinstance(spec, BaseEstimator):
-            raise TypeError(
-                f"backbone is a {type(spec).__name__} estimator; pass "
-                "fitted_classifier.export_backbone() instead (scikit-learn's clone would "
-                "reset an estimator-valued parameter and lose its trained weights)"
-            )
-        shape = inputs.sample_shape
-        if shape is None:  # image paths: the size comes from the backbone
-            shape = (3, self.image_size or 224, self.image_size or 224)
-        backbone = create_backbone(
-            spec, weights=self.weights, input_shape=shape, **(self.backbone_kwargs or {})
-        )
-        name = spec if isinstance(spec, str) else type(spec).__name__
-        data_kind = "tabular" if inputs.kind == "tabular" else "image"
-        if backbone.kind != data_kind:
-            hint = (
-                "; for flattened images pass input_shape=(C, H, W)"
-                if data_kind == "tabular" else "; flatten the images for a tabular backbone"
-            )
-            raise ValueError(
-                f"backbone {name!r} takes {backbone.kind} inputs but X holds {data_kind} "
-                f"data{hint}"
-            )
-        if data_kind == "tabular" and backbone.input_shape != inputs.sample_shape:
-            raise ValueError(
-                f"backbone {name!r} expects {backbone.input_shape[0]} features but X has "
-                f"{inputs.sample_shape[0]}; a transferred backbone needs the same features "
-                "as its source data"
-            )
-        if self.image_size is not None and hasattr(backbone.preprocess, "image_size"):
-            backbone.preprocess.image_size = (self.image_size, self.image_size)
-        if inputs.kind == "tabular":
-            backbone.prepare(inputs.data)
-        return backbone
+    def _criterion(self) -> type:
+        return torch.nn.CrossEntropyLoss
 
-    def _dataset(self, inputs: Inputs, image_size=None, y=None, sample_weight=None,
-                 device: str = "cpu"):
-        if inputs.kind == "paths":
-            if image_size is not None and image_size[0] == image_size[1]:
-                image_size = image_size[0]  # shorter side to size, centre crop: no distortion
-            return ImagePathDataset(inputs.data, image_size, y, sample_weight,
-                                    n_threads=self.num_workers)
-        return _on_device_if_it_fits(ArrayDataset(inputs.data, y, sample_weight), device)
+    def _net_kwargs(self) -> dict:
+        return {"classes": list(range(len(self.classes_)))}
 
-    # ------------------------------------------------------------------ feature cache
-    def _cache_plan(self, network, policy) -> bool:
-        from .cache import bypass_reason
+    def _task_callbacks(self) -> list:
+        return [("train_acc", TrainAccuracy())]
 
-        if self.cache_features is False:
-            return False
-        reason = bypass_reason(network, policy, bool(self.augment))
-        if reason is None:
-            return True
-        message = f"feature cache bypassed: {reason}"
-        if self.cache_features is True:
-            warnings.warn(message, UserWarning, stacklevel=3)
-        logger.info(message)
-        return False
+    def _target_sample_weights(self, y_enc: np.ndarray) -> np.ndarray | None:
+        if self.class_weight is None:
+            return None
+        labels = self._label_encoder.inverse_transform(y_enc)
+        present = np.unique(labels)
+        cw = compute_class_weight(self.class_weight, classes=present, y=labels)
+        by_class = dict(zip(present.tolist(), cw))
+        return np.array([by_class[label] for label in labels.tolist()], dtype=np.float64)
 
-    def _cached_features(self, backbone: Backbone, weights_digest: str, inputs: Inputs,
-                         device: str, amp_dtype) -> torch.Tensor:
-        from .cache import feature_key, get_cache, sample_digests
-
-        key = feature_key(weights_digest, device, amp_dtype)
-        directory = getattr(self.cache_dir, "location", self.cache_dir)
-        if directory is not None:
-            directory = os.path.expanduser(os.fspath(directory))
-
-        def compute(indices):
-            subset = Inputs(inputs.kind, inputs.data[indices], inputs.sample_shape)
-            dataset = self._dataset(subset, backbone.image_size, device=device)
-            return _embed(backbone.forward_features, dataset, self.batch_size, device,
-                          amp_dtype, progress=self.verbose >= 1)
-
-        cache = get_cache()
-        before = cache.hits
-        features = cache.get_many(key, sample_digests(inputs.data), compute, directory)
-        logger.info("feature cache: %d of %d samples found", cache.hits - before, len(inputs))
-        return features
-
-    def _optimizer_args(self, policy) -> tuple[type, dict]:
-        opt = self.optimizer
-        kwargs: dict[str, Any] = {"weight_decay": self.weight_decay}
-        if isinstance(opt, str):
-            if opt.lower() == "sgd":
-                kwargs["momentum"] = 0.9
-            opt = OPTIMIZERS[opt.lower()]
-        mult = self.backbone_lr_mult
-        if mult is None:
-            mult = policy.default_backbone_lr_mult
-        if mult != 1.0:
-            kwargs["param_groups"] = [("backbone.*", {"lr": self.lr * mult})]
-        return opt, kwargs
-
-    def _make_net(self, network, policy, seed: int, device: str, amp_dtype) -> WeightedNet:
-        optimizer, opt_kwargs = self._optimizer_args(policy)
-        callbacks: list = [("train_acc", TrainAccuracy())]
-        if self.early_stopping is not None:
-            monitor = "valid_loss" if self.validation_fraction is not None else "train_loss"
-            callbacks.append(("early_stopping", EarlyStopping(
-                monitor=monitor, patience=int(self.early_stopping), load_best=True)))
-        callbacks += [(f"freeze_{i}", cb) for i, cb in enumerate(policy.callbacks())]
-        if self.verbose >= 2:
-            callbacks.append(("progress", ProgressBar()))
-        generator = torch.Generator().manual_seed(seed)
-        split = HoldOut(self.validation_fraction, seed) if self.validation_fraction else None
-        return WeightedNet(
-            module=network,
-            criterion=torch.nn.CrossEntropyLoss,
-            optimizer=optimizer,
-            lr=self.lr,
-            max_epochs=int(self.max_epochs),
-            batch_size=int(self.batch_size),
-            train_split=split,
-            iterator_train=BatchLoader,
-            iterator_valid=BatchLoader,
-            iterator_train__shuffle=True,
-            iterator_train__generator=generator,
-            iterator_train__pin_memory=device.startswith("cuda"),
-            iterator_valid__pin_memory=device.startswith("cuda"),
-            iterator_valid__batch_size=inference_batch_size(
-                network.backbone.kind, int(self.batch_size), device),
-            callbacks=callbacks,
-            device=device,
-            verbose=int(self.verbose >= 1),
-            classes=list(range(len(self.classes_))),
-            amp_dtype=amp_dtype,
-            compile=bool(self.compile),
-            **{f"optimizer__{k}": v for k, v in opt_kwargs.items()},
-        )
+    def _export_meta(self) -> dict:
+        return {"n_classes": len(self.classes_)}
 
     # ------------------------------------------------------------------ fit
-    @scoped_threads
+    _partial_call = False
+
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y, sample_weight=None) -> TransferClassifier:
         """Build the network for this data and train it.
+
+        With ``warm_start=True`` and a fitted model, train the fitted network
+        ``max_epochs`` more epochs instead (same classes required); ``history_`` goes on.
 
         Parameters
         ----------
@@ -460,77 +317,58 @@ class TransferClassifier(
         self : TransferClassifier
             The fitted estimator.
         """
-        self._check_params()
-        inputs = to_inputs(self, X, input_shape=self.input_shape, reset=True)
-        y_enc = self._validate_y(y, len(inputs))
-        weights = self._sample_weights(sample_weight, y_enc)
-        device = resolve_device(self.device)
-        amp_dtype = resolve_amp(self.mixed_precision, device)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        release_device_memory(device)
+        self._partial_call = False
+        return self._fit(X, y, sample_weight)
 
-        cuda_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
-        with torch.random.fork_rng(devices=cuda_devices):
-            torch.manual_seed(seed)
-            backbone = self._make_backbone(inputs)
-            head = make_head(backbone.num_features, len(self.classes_), self.head)
-            augment = RandomFlipCrop() if self.augment and backbone.kind == "image" else None
-            network = TransferNetwork(backbone, head, augment)
-            use_threads(self.n_threads, network)
-            policy = resolve_freeze_policy(self.freeze)
-            policy.apply(network)
-            if device.startswith("cuda") and backbone.kind == "image":
-                network = network.to(memory_format=torch.channels_last)
-            net = self._make_net(network, policy, seed, device, amp_dtype)
-            y_t = torch.as_tensor(y_enc, dtype=torch.long)
-            use_cache = self._cache_plan(network, policy)
-            weights_digest = backbone_digest(backbone) if use_cache else None
-            if use_cache:
-                features = self._cached_features(backbone, weights_digest, inputs, device,
-                                                 amp_dtype)
-                dataset = _on_device_if_it_fits(
-                    ArrayDataset(features, y_t, weights, key="features"), device)
-            else:
-                dataset = self._dataset(inputs, backbone.image_size, y_t, weights, device)
-            net.fit(dataset, y_enc)
-        if net.optimizer_ is not None:
-            net.optimizer_.state.clear()  # optimizer moments are not needed to predict
-        release_device_memory(device)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None) -> TransferClassifier:
+        """Train one epoch on this batch of data, continuing the fitted network if any.
 
-        self.net_ = net
-        self.feature_cache_used_ = use_cache
-        self.backbone_digest_ = weights_digest
-        self.freeze_policy_ = policy
-        self.input_kind_ = inputs.kind
-        self.input_shape_ = inputs.sample_shape
-        self.history_ = history_frame(net.history)
-        return self
+        For data that arrives in chunks or does not fit in memory at once. The first call
+        builds the network and needs every class in ``classes`` (as in scikit-learn's
+        ``SGDClassifier.partial_fit``); later calls continue it. Nothing is held out and
+        ``early_stopping`` does not apply: each call trains on every row it gets.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame, image array or array of image paths
+            Training inputs of one chunk.
+        y : array-like of shape (n_samples,)
+            Class labels of the chunk.
+        classes : array-like of shape (n_classes,), default=None
+            All the classes of the task. Required on the first call; when given later it
+            must equal ``classes_``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-sample weights in the loss.
+
+        Returns
+        -------
+        self : TransferClassifier
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sktransfer import TransferClassifier
+        >>> rng = np.random.RandomState(0)
+        >>> clf = TransferClassifier("mlp", random_state=0)
+        >>> for _ in range(3):
+        ...     X, y = rng.rand(20, 4), rng.randint(0, 2, 20)
+        ...     clf = clf.partial_fit(X, y, classes=[0, 1])
+        >>> len(clf.history_)
+        3
+        """
+        if not hasattr(self, "net_") and classes is None:
+            raise ValueError(
+                "classes must be passed on the first call to partial_fit: the network's "
+                "output layer is sized from all the classes of the task"
+            )
+        self._partial_call = True
+        try:
+            return self._fit(X, y, sample_weight, partial=True, classes=classes)
+        finally:
+            self._partial_call = False
 
     # ------------------------------------------------------------------ predict
-    def _inputs_for_predict(self, X) -> Inputs:
-        check_is_fitted(self, "net_")
-        inputs = to_inputs(self, X, input_shape=self.input_shape, reset=False)
-        expected = "tabular" if self.input_kind_ == "tabular" else "image"
-        got = "tabular" if inputs.kind == "tabular" else "image"
-        if expected != got:
-            raise ValueError(f"the model was fitted on {expected} data but X holds {got} data")
-        if (inputs.kind == "image" and self.input_kind_ == "image"
-                and inputs.sample_shape[0] != self.input_shape_[0]):
-            raise ValueError(
-                f"the model was fitted on {self.input_shape_[0]}-channel images, X has "
-                f"{inputs.sample_shape[0]} channels"
-            )
-        self._sync_device()
-        return inputs
-
-    def _sync_device(self) -> None:
-        device = resolve_device(self.device)
-        if str(self.net_.device) != device:
-            self.net_.device = device
-            self.net_.module_.to(device)
-            self.net_.criterion_.to(device)
-
-    @scoped_threads
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``.
 
@@ -543,14 +381,8 @@ class TransferClassifier(
         -------
         proba : ndarray of shape (n_samples, n_classes)
         """
-        inputs = self._inputs_for_predict(X)
-        use_threads(self.n_threads, self.net_.module_)
-        features = self._predict_features(inputs)
-        if features is not None:
-            dataset = ArrayDataset(features, key="features")
-        else:
-            dataset = self._dataset(inputs, self.net_.module_.backbone.image_size)
-        proba = np.asarray(self.net_.predict_proba(dataset), dtype=np.float64)
+        logits = self._predict_outputs(X)
+        proba = torch.softmax(logits.double(), dim=1).numpy()
         return proba / proba.sum(axis=1, keepdims=True)
 
     def predict(self, X) -> np.ndarray:
@@ -565,131 +397,6 @@ class TransferClassifier(
         -------
         y_pred : ndarray of shape (n_samples,)
         """
+        check_is_fitted(self, "net_")
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
-
-    @scoped_threads
-    def transform(self, X) -> np.ndarray:
-        """The backbone's embeddings of ``X``, so the estimator can be a feature step.
-
-        Parameters
-        ----------
-        X : array-like, image array or array of image paths
-            Inputs of the same form as at fit.
-
-        Returns
-        -------
-        embeddings : ndarray of shape (n_samples, n_features_out)
-        """
-        inputs = self._inputs_for_predict(X)
-        use_threads(self.n_threads, self.net_.module_)
-        features = self._predict_features(inputs)
-        if features is not None:
-            return features.float().numpy()
-        backbone = self.net_.module_.backbone
-        dataset = self._dataset(inputs, backbone.image_size)
-        return _embed(backbone.forward_features, dataset, self.batch_size, self.net_.device,
-                      self.net_.amp_dtype).numpy()
-
-    def _predict_features(self, inputs: Inputs) -> torch.Tensor | None:
-        """Embeddings from the cache for a model fitted on cached features, else None."""
-        if not getattr(self, "feature_cache_used_", False) or self.cache_features is False:
-            return None
-        return self._cached_features(self.net_.module_.backbone, self.backbone_digest_, inputs,
-                                     str(self.net_.device), self.net_.amp_dtype)
-
-    @property
-    def _n_features_out(self) -> int:
-        return self.net_.module_.backbone.num_features
-
-    # ------------------------------------------------------------------ transfer
-    def export_backbone(self) -> ExportedBackbone:
-        """The trained backbone, to pass as ``backbone=`` of another estimator.
-
-        The result survives ``clone``, ``GridSearchCV`` grids and pickling with its weights,
-        and :meth:`ExportedBackbone.save` writes it to a checkpoint file.
-
-        Returns
-        -------
-        ExportedBackbone
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sktransfer import TransferClassifier
-        >>> X, y = np.random.rand(50, 5), np.arange(50) % 2
-        >>> clf = TransferClassifier("mlp", max_epochs=2).fit(X, y)
-        >>> clf.export_backbone()  # doctest: +ELLIPSIS
-        ExportedBackbone('mlp', input_shape=(5,), ...)
-        """
-        check_is_fitted(self, "net_")
-        backbone = self.net_.module_.backbone
-        info = backbone.info
-        module = None
-        if info is None or info.name == "<module>":
-            module = copy.deepcopy(backbone).cpu()
-        return ExportedBackbone(
-            name=info.name if info else "<module>",
-            kwargs=info.kwargs if info else {},
-            input_shape=backbone.input_shape,
-            state_dict=backbone.state_dict(),
-            image_size=backbone.image_size,
-            meta={"n_classes": len(self.classes_), "source": type(self).__name__},
-            module=module,
-        )
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        # Embeddings are computed in float32 whatever the input's dtype.
-        tags.transformer_tags.preserves_dtype = []
-        return tags
-
-
-@torch.no_grad()
-def _embed(forward, dataset, batch_size: int, device, amp_dtype=None,
-           progress: bool = False) -> torch.Tensor:
-    """Run ``forward`` (a backbone's ``forward_features``) over ``dataset`` in eval mode."""
-    module = forward.__self__
-    was_training = module.training
-    module.eval()
-    out = []
-    cuda = str(device).startswith("cuda")
-    batch_size = inference_batch_size(getattr(module, "kind", "image"), batch_size, device)
-    loader = BatchLoader(dataset, batch_size=batch_size, pin_memory=cuda)
-    if progress:
-        from tqdm.auto import tqdm
-
-        loader = tqdm(loader, desc="extracting features", unit="batch", leave=False)
-    try:
-        with autocast(device, amp_dtype):
-            for xb, _ in loader:
-                out.append(forward(xb["x"].to(device, non_blocking=True)).float().cpu())
-    finally:
-        module.train(was_training)
-    return torch.cat(out)
-
-
-def inference_batch_size(kind: str, batch_size: int, device) -> int:
-    """Batch size for forward passes without gradients (validation, prediction, features).
-
-    Large batches pay on a GPU and for small tabular networks; on a CPU, large image
-    batches only cost memory.
-    """
-    if str(device).startswith("cuda"):
-        return max(batch_size, 256)
-    return batch_size if kind == "image" else max(batch_size, 4096)
-
-
-def _on_device_if_it_fits(dataset: ArrayDataset, device: str) -> ArrayDataset:
-    """Keep the whole dataset on the GPU when it takes under a quarter of the free memory:
-    batches are then sliced there, with no host-to-device copy per batch."""
-    if not device.startswith("cuda"):
-        return dataset
-    tensors = [t for t in (dataset.x, dataset.y, dataset.sample_weight) if t is not None]
-    nbytes = sum(t.numel() * t.element_size() for t in tensors)
-    free, _ = torch.cuda.mem_get_info(torch.device(device))
-    if nbytes < free // 4:
-        dataset.x, dataset.y = dataset.x.to(device), dataset.y.to(device)
-        if dataset.sample_weight is not None:
-            dataset.sample_weight = dataset.sample_weight.to(device)
-    return dataset

@@ -10,9 +10,11 @@ points, like third-party policies.
 from __future__ import annotations
 
 import warnings
+from numbers import Integral
 
 import torch
 from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval
 from skorch.callbacks import Callback, EarlyStopping
 
 
@@ -23,7 +25,9 @@ class FreezePolicy(BaseEstimator):
     return skorch callbacks from :meth:`callbacks`. Frozen BatchNorm layers are kept in
     eval mode by the network itself, whatever mode skorch sets. A subclass takes its own
     parameters in ``__init__`` (stored under the same names, as in scikit-learn), so that
-    ``clone`` and parameter grids work with it.
+    ``clone`` and parameter grids work with it, and may declare them in
+    ``_parameter_constraints`` (scikit-learn's ``Interval``, ``StrOptions``...), merged with
+    the parent's as imbalanced-learn does: the estimator checks them before applying.
 
     Parameters
     ----------
@@ -43,6 +47,18 @@ class FreezePolicy(BaseEstimator):
 
     #: backbone learning-rate multiplier used when the estimator's ``backbone_lr_mult`` is None
     default_backbone_lr_mult: float = 1.0
+
+    #: scikit-learn parameter constraints, checked by :meth:`validate` before :meth:`apply`
+    _parameter_constraints: dict = {}
+
+    def validate(self) -> FreezePolicy:
+        """Check the parameters against ``_parameter_constraints``; returns ``self``.
+
+        Raises scikit-learn's ``InvalidParameterError`` (a ``ValueError``) naming the
+        parameter, as estimators do at ``fit``.
+        """
+        self._validate_params()
+        return self
 
     @classmethod
     def from_string(cls, arg: str) -> FreezePolicy:
@@ -94,6 +110,11 @@ class FreezeNone(FreezePolicy):
     TransferClassifier(...)
     """
 
+    _parameter_constraints: dict = {
+        **FreezePolicy._parameter_constraints,
+        "train_batchnorm": ["boolean"],
+    }
+
     def __init__(self, train_batchnorm: bool = True):
         self.train_batchnorm = train_batchnorm
 
@@ -140,6 +161,11 @@ class FreezeLast(FreezePolicy):
     FreezeLast(k=2)
     """
 
+    _parameter_constraints: dict = {
+        **FreezePolicy._parameter_constraints,
+        "k": [Interval(Integral, 1, None, closed="left")],
+    }
+
     def __init__(self, k: int = 1):
         self.k = k
 
@@ -153,14 +179,11 @@ class FreezeLast(FreezePolicy):
             ) from None
         return cls(k)
 
-    def _check(self):
-        if not isinstance(self.k, int) or isinstance(self.k, bool) or self.k < 1:
-            raise ValueError(f"FreezeLast needs k >= 1 layers, got k={self.k!r}")
-
     def apply(self, network) -> None:
-        self._check()
+        self.validate()
+        k = int(self.k)  # numpy integers from np.arange grids are welcome
         groups = network.layer_groups()
-        if self.k > len(groups):
+        if k > len(groups):
             warnings.warn(
                 f"freeze='last:{self.k}' asks for more layers than the network has "
                 f"({len(groups)}, the head included): everything trains",
@@ -168,7 +191,7 @@ class FreezeLast(FreezePolicy):
                 stacklevel=3,
             )
         network.set_trainable(network.parameters(), False)
-        for group in groups[-self.k:]:
+        for group in groups[-k:]:
             for module in group:
                 network.set_trainable(module.parameters(), True)
 

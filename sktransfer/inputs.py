@@ -1,11 +1,18 @@
 """The accepted forms of ``X`` and how each becomes tensors a network can eat.
 
-- tabular: 2-D float arrays or DataFrames, ``(n_samples, n_features)``;
-- images: uint8 or float arrays, NHWC or NCHW (``(n, H, W)`` for one channel); floats are
-  taken to be in [0, 1];
-- flattened images: 2-D arrays with ``input_shape=(C, H, W)``, the form imbalanced-learn's
-  samplers accept;
-- image files: a 1-column array (or a 1-D array) of paths, read lazily batch by batch.
+- tabular: 2-D numeric arrays or DataFrames, ``(n_samples, n_features)``;
+- images: NHWC or NCHW arrays (``(n, H, W)`` for one channel);
+- flattened images: 2-D arrays with ``input_shape=(C, H, W)`` in NCHW order, the form
+  imbalanced-learn's samplers accept;
+- image files: a 1-column array (or a 1-D array or list) of paths, read lazily batch by
+  batch.
+
+One rule for the values of images, whatever their form: ``uint8`` on the 0-255 scale, or
+floats in [0, 1]; anything else is an error that says how to convert (nothing is rescaled
+behind your back). Every form is checked for finite values after the cast to float32, the
+dtype the network computes in, so a value beyond float32's range is refused, not turned
+into infinity. Where the channel axis of an image array cannot be told from its shape,
+``input_shape`` decides, and where even that cannot tell, the error says what to pass.
 
 Images stay uint8 in memory and on their way to the device; the backbone's preprocessing
 converts them there.
@@ -21,9 +28,15 @@ from typing import Literal
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_array, validate_data
+from sklearn.utils.validation import check_array
 
 Kind = Literal["tabular", "image", "paths"]
+
+#: how each kind is named in messages
+KIND_NAMES = {"tabular": "tabular data (a 2-D array of numbers)",
+              "image": "image arrays", "paths": "image file paths"}
+_CHANNELS = (1, 3, 4)
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 
 
 @dataclass
@@ -33,6 +46,7 @@ class Inputs:
     kind: Kind
     data: torch.Tensor | np.ndarray
     sample_shape: tuple[int, ...] | None  # (n_features,) or (C, H, W); None for paths
+    n_columns: int | None = None  # columns of 2-D X (tabular, flattened images, paths)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -55,45 +69,131 @@ def _is_path_array(X) -> bool:
     return isinstance(first, (str, os.PathLike, np.str_))
 
 
+def _looks_like_a_path(p: str) -> bool:
+    return (os.sep in p or "/" in p or p.lower().endswith(_IMAGE_SUFFIXES)
+            or os.path.exists(p))
+
+
 def _writable_tensor(arr: np.ndarray, dtype) -> torch.Tensor:
     # A copy where needed: torch refuses to wrap read-only arrays (memmaps) silently.
     return torch.from_numpy(np.require(arr, dtype=dtype, requirements=["C", "W"]))
 
 
 def _image_layout(arr: np.ndarray, input_shape) -> np.ndarray:
-    """NHWC or NCHW (or NHW) -> NCHW, using ``input_shape`` where the layout is ambiguous."""
-    if arr.ndim == 3:
+    """NHWC or NCHW (or NHW) -> NCHW; ``input_shape`` decides, and ambiguity is an error."""
+    if arr.ndim == 3:  # one channel: no layout to tell
         arr = arr[:, None, :, :]
+        if input_shape is not None and tuple(arr.shape[1:]) != tuple(input_shape):
+            raise ValueError(
+                f"X has one-channel images of shape {arr.shape[2:]}, which contradicts "
+                f"input_shape={tuple(input_shape)} (C, H, W)"
+            )
+        return arr
     if arr.ndim != 4:
         raise ValueError(f"image arrays must be 3-D or 4-D, got shape {arr.shape}")
+    shape = tuple(arr.shape[1:])
     if input_shape is not None:
         c, h, w = input_shape
-        if arr.shape[1:] == (c, h, w):
-            return arr
-        if arr.shape[1:] == (h, w, c):
-            return arr.transpose(0, 3, 1, 2)
+        nchw, nhwc = shape == (c, h, w), shape == (h, w, c)
+        if not (nchw or nhwc):
+            raise ValueError(
+                f"X has images of shape {shape}, which contradicts input_shape="
+                f"{tuple(input_shape)} (C, H, W) in both NCHW and NHWC layouts"
+            )
+    else:
+        nchw, nhwc = shape[0] in _CHANNELS, shape[2] in _CHANNELS
+        if not (nchw or nhwc):
+            raise ValueError(
+                f"cannot tell the channel axis of images of shape {shape}: neither the "
+                f"first nor the last axis has 1, 3 or 4 channels; pass input_shape=(C, H, W)"
+            )
+        if nchw and nhwc:
+            raise ValueError(
+                f"images of shape {shape} could be NCHW (C={shape[0]}) or NHWC "
+                f"(C={shape[2]}); pass input_shape=(C, H, W) to say which"
+            )
+    if nchw and nhwc:  # input_shape given with C == H == W: both layouts read the same
         raise ValueError(
-            f"X has images of shape {arr.shape[1:]}, which contradicts input_shape="
-            f"{tuple(input_shape)} (C, H, W) in both NCHW and NHWC layouts"
+            f"images of shape {shape} read the same as NCHW and NHWC, so input_shape="
+            f"{tuple(input_shape)} cannot tell them apart; put them in NCHW order "
+            "(X.transpose(0, 3, 1, 2) for NHWC), flatten them with X.reshape(len(X), -1) "
+            "and pass input_shape=(C, H, W): 2-D images are read as NCHW"
         )
-    if arr.shape[-1] in (1, 3, 4) and arr.shape[1] not in (1, 3, 4):
-        return arr.transpose(0, 3, 1, 2)
-    if arr.shape[1] in (1, 3, 4):
-        return arr
-    if arr.shape[-1] in (1, 3, 4):
-        return arr.transpose(0, 3, 1, 2)
-    raise ValueError(
-        f"cannot tell the channel axis of images of shape {arr.shape[1:]}; pass "
-        "input_shape=(C, H, W)"
-    )
+    return arr if nchw else arr.transpose(0, 3, 1, 2)
 
 
-def to_inputs(estimator, X, *, input_shape=None, reset: bool) -> Inputs:
-    """Validate ``X`` for ``estimator`` and turn it into :class:`Inputs`.
+def _check_finite(tensor: torch.Tensor, what: str) -> None:
+    """After the cast to float32: NaN, infinity, or a float64 beyond float32's range."""
+    if tensor.dtype.is_floating_point and tensor.numel() and not bool(
+            torch.isfinite(tensor).all()):
+        raise ValueError(
+            f"{what} holds NaN, infinity or values beyond float32's range (|x| > 3.4e38) "
+            "once cast to float32, the dtype the network computes in; remove or rescale "
+            "them"
+        )
 
-    ``reset=True`` at fit (records ``n_features_in_`` and feature names for 2-D data), False
-    at predict time (checks them).
+
+def _image_tensor(arr: np.ndarray, form: str) -> torch.Tensor:
+    """The one value rule for images: uint8 on 0-255, or floats (or bools) in [0, 1]."""
+    if arr.dtype == np.uint8:
+        return _writable_tensor(arr, np.uint8)
+    if arr.dtype.kind not in "fb":
+        hint = ("convert with X.astype(np.uint8) if the values are 0-255"
+                if arr.dtype.kind in "iu" else "pass numbers")
+        raise ValueError(
+            f"{form} must be uint8 (0-255) or float in [0, 1], got dtype {arr.dtype}; {hint}"
+        )
+    tensor = _writable_tensor(arr, np.float32)
+    _check_finite(tensor, form)
+    if tensor.numel():
+        low, high = float(tensor.min()), float(tensor.max())
+        if low < 0.0 or high > 1.0:
+            raise ValueError(
+                f"{form} of floats must be in [0, 1], found values in [{low:.3g}, {high:.3g}]; "
+                "divide 0-255 images by 255 (or pass uint8), and pass images before any "
+                "normalisation: the backbone normalises them itself"
+            )
+    return tensor
+
+
+def _refuse_unsupported_containers(X) -> None:
+    if isinstance(X, (torch.utils.data.Dataset, torch.utils.data.DataLoader)):
+        raise TypeError(
+            f"X is a torch {type(X).__name__}; sktransfer estimators take arrays, "
+            "DataFrames, image arrays or image paths (as scikit-learn estimators do). "
+            "Stack its samples into an array (np.stack([x for x, _ in dataset])) or pass "
+            "the image files' paths"
+        )
+
+
+def to_inputs(X, *, input_shape=None) -> Inputs:
+    """Validate ``X`` and turn it into :class:`Inputs`.
+
+    Nothing is recorded anywhere: the caller (the estimator) keeps ``n_features_in_`` and
+    feature names from :attr:`Inputs.n_columns` and ``X`` itself.
+
+    Parameters
+    ----------
+    X : array-like, DataFrame, image array or paths
+        One of the forms listed in the module docstring.
+    input_shape : tuple of int, optional
+        ``(n_features,)`` or ``(C, H, W)``: checked against image arrays, needed for
+        flattened images and for image arrays whose channel axis is ambiguous.
+
+    Returns
+    -------
+    Inputs
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.inputs import to_inputs
+    >>> to_inputs(np.zeros((2, 8, 8, 3), dtype=np.uint8)).sample_shape
+    (3, 8, 8)
+    >>> to_inputs(np.zeros((2, 12)), input_shape=(3, 2, 2)).kind
+    'image'
     """
+    _refuse_unsupported_containers(X)
     if input_shape is not None:
         input_shape = tuple(int(s) for s in input_shape)
         if len(input_shape) not in (1, 3) or min(input_shape) < 1:
@@ -104,39 +204,32 @@ def to_inputs(estimator, X, *, input_shape=None, reset: bool) -> Inputs:
     if _is_path_array(X):
         paths = np.asarray(X, dtype=object).reshape(-1)
         paths = np.array([os.fspath(p) for p in paths], dtype=object)
-        if reset:
-            estimator.n_features_in_ = 1
         missing = [p for p in paths if not os.path.isfile(p)]
+        if missing and not any(_looks_like_a_path(p) for p in paths[:100]):
+            raise ValueError(
+                f"X is a column of strings that are not file paths (e.g. {paths[0]!r}). A "
+                "column of strings is read as image paths; for categories or text, encode "
+                "them as numbers first (e.g. sklearn.preprocessing.OneHotEncoder)"
+            )
         if missing:
             raise ValueError(
                 f"{len(missing)} of {len(paths)} image paths are not readable files, e.g. "
                 f"{missing[:3]}; check the paths (relative paths are taken from "
                 f"{os.getcwd()})"
             )
-        return Inputs("paths", paths, None)
+        return Inputs("paths", paths, None, 1)
 
     ndim = getattr(X, "ndim", None)
     if ndim is None:
         ndim = np.asarray(X).ndim if not hasattr(X, "toarray") else 2
     if ndim >= 3:
         arr = check_array(X, allow_nd=True, dtype=None, ensure_all_finite=True)
-        if arr.dtype.kind not in "uif" and arr.dtype != bool:
+        if arr.dtype.kind not in "uifb":
             raise ValueError(f"image arrays must be numeric, got dtype {arr.dtype}")
         arr = _image_layout(arr, input_shape)
-        if arr.dtype == np.uint8:
-            tensor = _writable_tensor(arr, np.uint8)
-        else:
-            tensor = _writable_tensor(arr, np.float32)
-            if tensor.numel() and float(tensor.max()) > 2.0:
-                raise ValueError(
-                    "float images must be scaled to [0, 1] (found values up to "
-                    f"{float(tensor.max()):.3g}); pass uint8 images or divide by 255"
-                )
-        return Inputs("image", tensor, tuple(arr.shape[1:]))
+        return Inputs("image", _image_tensor(arr, "image arrays"), tuple(arr.shape[1:]))
 
-    arr = validate_data(
-        estimator, X, reset=reset, dtype=None, ensure_min_samples=1
-    )
+    arr = check_array(X, dtype=None, ensure_min_samples=1)
     if arr.dtype.kind not in "uifb":
         arr = check_array(arr, dtype=np.float64)
     if input_shape is not None and len(input_shape) == 3:
@@ -146,36 +239,38 @@ def to_inputs(estimator, X, *, input_shape=None, reset: bool) -> Inputs:
                 f"(C*H*W), but X has {arr.shape[1]}"
             )
         images = arr.reshape(len(arr), *input_shape)
-        dtype = np.uint8 if arr.dtype == np.uint8 else np.float32
-        return Inputs("image", _writable_tensor(images, dtype), input_shape)
+        tensor = _image_tensor(images, "flattened images (input_shape=(C, H, W))")
+        return Inputs("image", tensor, input_shape, arr.shape[1])
     if input_shape is not None and input_shape[0] != arr.shape[1]:
         raise ValueError(f"input_shape={input_shape} but X has {arr.shape[1]} features")
-    return Inputs("tabular", _writable_tensor(arr, np.float32), (arr.shape[1],))
+    tensor = _writable_tensor(arr, np.float32)
+    _check_finite(tensor, "X")
+    return Inputs("tabular", tensor, (arr.shape[1],), arr.shape[1])
 
 
 class ArrayDataset(torch.utils.data.Dataset):
     """In-memory samples, indexable by a whole batch of indices at once.
 
-    Items are ``({key: x, "sample_weight": w}, y)`` (no ``sample_weight`` when there are
-    none); skorch passes the dict to the network's ``forward`` and the loss reads the
-    weights from it.
+    Items are ``({"x": x, "sample_weight": w}, y)`` (no ``sample_weight`` when there are
+    none); skorch passes the dict to the network and the loss reads the weights from it.
+    ``x`` is raw inputs or, for a frozen backbone, its cached embeddings: the skorch net is
+    told which (``head_only``), the data carries no marker.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor | None = None,
-                 sample_weight: torch.Tensor | None = None, key: str = "x"):
+                 sample_weight: torch.Tensor | None = None):
         n = len(x)
         self.x = x
         self.y = y if y is not None else torch.zeros(n, dtype=torch.long)
         self.sample_weight = sample_weight
-        self.key = key
 
     def __len__(self) -> int:
         return len(self.x)
 
     def __getitem__(self, idx):
         if self.sample_weight is None:
-            return {self.key: self.x[idx]}, self.y[idx]
-        return {self.key: self.x[idx], "sample_weight": self.sample_weight[idx]}, self.y[idx]
+            return {"x": self.x[idx]}, self.y[idx]
+        return {"x": self.x[idx], "sample_weight": self.sample_weight[idx]}, self.y[idx]
 
 
 class ImagePathDataset(torch.utils.data.Dataset):

@@ -68,7 +68,10 @@ class RandomFlipCrop(nn.Module):
 
 
 class TransferNetwork(nn.Module):
-    """``head(backbone(x))`` with the bookkeeping freeze policies need.
+    """``forward_head(forward_features(x))`` with the bookkeeping freeze policies need.
+
+    The head's output size comes from the task (classes of a classifier, targets of a
+    regressor); the network does not know which task it serves.
 
     Parameters
     ----------
@@ -88,6 +91,14 @@ class TransferNetwork(nn.Module):
     >>> resolve_freeze_policy("backbone").apply(net)
     >>> net.backbone_frozen(), len(net.layer_groups())
     (True, 2)
+
+    Cached embeddings of a frozen backbone enter through :meth:`forward_head`:
+
+    >>> import torch
+    >>> x = torch.rand(4, 10)
+    >>> z = net.eval().forward_features(x)
+    >>> torch.allclose(net.forward_head(z), net(x))
+    True
     """
 
     def __init__(self, backbone: Backbone, head: nn.Module, augment: nn.Module | None = None):
@@ -98,21 +109,31 @@ class TransferNetwork(nn.Module):
         self._eval_modules: list[nn.Module] = []
 
     # -- forward -------------------------------------------------------------------------
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Embeddings of raw inputs: preprocessing, augmentation (training only), backbone."""
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Embeddings of raw inputs: preprocessing, augmentation (training only), backbone.
+
+        This is the part a frozen backbone computes identically at every epoch, so the
+        feature cache stores its output and feeds it to :meth:`forward_head`.
+        """
         z = self.backbone.preprocess(x)
         if self.augment is not None:
             z = self.augment(z)
         return self.backbone.forward_body(z)
 
-    def forward(self, x: torch.Tensor | None = None, sample_weight=None,
-                features: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits. ``features`` (precomputed embeddings) replaces ``x`` when the backbone is
-        frozen and its outputs come from the feature cache; ``sample_weight`` is used by the
-        loss, not here."""
-        if features is None:
-            features = self.features(x)
+    def forward_head(self, features: torch.Tensor, sample_weight=None) -> torch.Tensor:
+        """Outputs (logits, or predictions of a regressor) from the backbone's embeddings.
+
+        ``sample_weight`` is accepted so batches that carry weights for the loss can be
+        passed as keyword arguments; it is not used here.
+        """
         return self.head(features.float())
+
+    def forward(self, x: torch.Tensor, sample_weight=None) -> torch.Tensor:
+        """Outputs of raw inputs: ``forward_head(forward_features(x))``.
+
+        ``sample_weight`` is used by the loss, not here.
+        """
+        return self.forward_head(self.forward_features(x))
 
     # -- freezing ------------------------------------------------------------------------
     def set_trainable(self, params: Iterable[nn.Parameter], flag: bool) -> None:
@@ -146,6 +167,26 @@ class TransferNetwork(nn.Module):
                 groups.append([module])
         groups.append([self.head])
         return groups
+
+    def runs_in_training_mode(self, module: nn.Module) -> bool:
+        """Whether ``module`` (a submodule) is in train mode while the network trains.
+
+        Answered from the network's own bookkeeping, without switching any mode: a frozen
+        backbone, and frozen BatchNorm layers, stay in eval mode whatever skorch sets.
+        """
+        kept = {id(sub) for frozen in self._eval_modules for sub in frozen.modules()}
+        return id(module) not in kept
+
+    def backbone_varies_in_training(self) -> str | None:
+        """Why the backbone's output would differ between training and inference, or None.
+
+        BatchNorm layers in training mode normalise with batch statistics and update their
+        running ones, which makes cached features inexact.
+        """
+        for m in self.backbone.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and self.runs_in_training_mode(m):
+                return "BatchNorm layers in the backbone would update their statistics"
+        return None
 
     def _refresh_eval_modules(self) -> None:
         if self.backbone_frozen():

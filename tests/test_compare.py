@@ -116,7 +116,8 @@ def test_histories_for_neural_models_only(binary_data):
     hist = res.histories
     assert set(hist["model"]) == {"mlp"}
     assert sorted(set(hist["split"])) == [0, 1]
-    assert {"epoch", "train_loss", "valid_loss", "train_acc", "valid_acc"} <= set(hist.columns)
+    assert {"epoch", "train_loss", "train_acc"} <= set(hist.columns)
+    assert "valid_loss" not in hist.columns  # nothing held out by default: all rows train
     assert len(hist) == 2 * 2  # 2 epochs x 2 folds
     strategies = dict(zip(res.table["model"], res.table["strategy"]))
     assert strategies == {"mlp": "scratch", "lr": "baseline"}

@@ -217,20 +217,58 @@ def test_tabular_data_with_an_image_backbone(blobs):
 @pytest.mark.parametrize(
     "param, value, message",
     [
-        ("max_epochs", 0, "max_epochs must be a positive int"),
-        ("lr", -1.0, "lr must be a positive number"),
-        ("validation_fraction", 1.5, "validation_fraction"),
-        ("optimizer", "adagrad-ish", "unknown optimizer"),
-        ("head", "deep", "head must be 'linear'"),
+        ("max_epochs", 0, r"'max_epochs' parameter .* must be an int in the range \[1, inf\)"),
+        ("lr", -1.0, r"'lr' parameter .* range \(0.0, inf\)"),
+        ("lr", np.inf, r"'lr' parameter .* range \(0.0, inf\). Got inf"),
+        ("lr", np.nan, r"'lr' parameter .* Got nan"),
+        ("backbone_lr_mult", np.nan, r"'backbone_lr_mult' parameter .* Got nan"),
+        ("backbone_lr_mult", np.inf, r"'backbone_lr_mult' parameter"),
+        ("weight_decay", -0.1, r"'weight_decay' parameter"),
+        ("validation_fraction", 1.5, "'validation_fraction' parameter"),
+        ("optimizer", "adagrad-ish", r"'optimizer' parameter .* among \{"),
+        ("optimizer", torch.optim.LBFGS, "needs a closure .* not supported"),
+        ("optimizer", torch.optim.Adam([torch.zeros(1, requires_grad=True)]),
+         "Optimizer subclass .the class, not an instance"),
+        ("head", "deep", "'head' parameter"),
+        ("head", (8, 0), "positive hidden sizes"),
         ("freeze", "last:two", "whole number"),
         ("freeze", "frozen", "unknown freeze policy 'frozen'; known names: backbone"),
         ("device", "tpu", "device must be"),
+        ("device", "meta", "device='meta' makes tensors without data"),
+        ("class_weight", {0: 1.0, 1: -2.0, 2: 1.0}, "class_weight values must be finite"),
+        ("class_weight", {0: 1.0, 1: np.inf, 2: 1.0}, "class_weight values must be finite"),
+        ("class_weight", "balance", "'class_weight' parameter"),
+        ("input_shape", (3, 0, 2), "input_shape must be"),
+        ("cache_features", "always", "'cache_features' parameter"),
+        ("early_stopping", 0, "'early_stopping' parameter"),
     ],
 )
 def test_bad_parameters_are_clear_errors(blobs, param, value, message):
     X, y = blobs
     with pytest.raises(ValueError, match=message):
         TransferClassifier(**{**FAST, param: value}).fit(X, y)
+
+
+def test_numpy_integers_are_accepted_as_parameters(blobs):
+    from sktransfer import FreezeLast
+
+    X, y = blobs
+    clf = TransferClassifier(**{**FAST, "max_epochs": np.int64(2), "lr": np.float32(0.01)},
+                             batch_size=np.int32(32), freeze=FreezeLast(k=np.int64(2)))
+    clf.fit(X, y)
+    assert len(clf.history_) == 2
+
+
+def test_freeze_policy_parameters_are_validated(blobs):
+    from sktransfer import FreezeLast, FreezeNone
+
+    X, y = blobs
+    with pytest.raises(ValueError, match="'k' parameter of FreezeLast must be an int"):
+        TransferClassifier(**FAST, freeze=FreezeLast(k=0)).fit(X, y)
+    with pytest.raises(ValueError, match="'k' parameter of FreezeLast"):
+        TransferClassifier(**FAST, freeze=FreezeLast(k=1.5)).fit(X, y)
+    with pytest.raises(ValueError, match="'train_batchnorm' parameter of FreezeNone"):
+        TransferClassifier(**FAST, freeze=FreezeNone(train_batchnorm="no")).fit(X, y)
 
 
 def test_cuda_requested_without_gpu(blobs):

@@ -144,3 +144,19 @@ def test_train_batchnorm_false_keeps_pretrained_statistics(source_cnn, tiny_imag
     network.train(True)
     assert not any(m.training for m in network.backbone.modules()
                    if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_policies_accept_numpy_integers_and_validate_their_parameters():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from sktransfer.network import TransferNetwork, make_head
+
+    backbone = create_backbone("mlp", input_shape=(6,), hidden=(8, 8))
+    net = TransferNetwork(backbone, make_head(backbone.num_features, 2))
+    for k in np.arange(1, 4):  # what a grid over np.arange gives
+        FreezeLast(k=k).apply(net)
+        assert sum(p.requires_grad for p in net.parameters()) == 2 * int(k)
+    with pytest.raises(InvalidParameterError, match="'k' parameter of FreezeLast"):
+        FreezeLast(k=0).apply(net)
+    with pytest.raises(InvalidParameterError, match="'k' parameter of FreezeLast"):
+        FreezeLast(k="2").validate()

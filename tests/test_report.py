@@ -16,7 +16,8 @@ from sktransfer.compare import STRATEGIES, ComparisonResult, compare
 from sktransfer.experiments._common import torch_threads
 from sktransfer.report import format_table, markdown_table, summary_lines, to_markdown
 
-TINY = {"backbone_kwargs": {"hidden": (16,)}, "max_epochs": 3, "random_state": 0}
+TINY = {"backbone_kwargs": {"hidden": (16,)}, "max_epochs": 3, "random_state": 0,
+        "validation_fraction": 0.1}  # validation curves to plot (none are held out by default)
 
 
 @pytest.fixture(scope="module")

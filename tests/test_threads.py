@@ -61,7 +61,7 @@ def test_budget_honours_the_callers_thread_limit(three_threads):
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "many", True])
 def test_bad_n_threads_is_a_clear_error(bad):
     X, y = np.random.RandomState(0).rand(20, 4), np.arange(20) % 2
-    with pytest.raises(ValueError, match="n_threads must be 'auto', None or a positive int"):
+    with pytest.raises(ValueError, match="n_threads"):
         TransferClassifier(n_threads=bad, max_epochs=1).fit(X, y)
 
 

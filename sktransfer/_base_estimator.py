@@ -1,0 +1,860 @@
+"""What every sktransfer estimator shares: parameters, their validation, the fit machinery.
+
+:class:`_TransferEstimatorBase` holds everything that does not depend on the task:
+turning ``X`` into tensors, building ``head(backbone(x))``, the freeze policy, the feature
+cache, the skorch net and its callbacks, warm starts, predictions of raw network outputs,
+embeddings and export. A task (classification in :mod:`sktransfer.estimator`, regression
+elsewhere) subclasses it and fills in the hooks:
+
+- ``_encode_target(y, *, reset, classes=None)``: ``y`` -> the array the loss reads
+  (class indices; float targets), recording ``classes_`` or the like when ``reset``;
+- ``_n_outputs()``: size of the head's output layer;
+- ``_criterion()``: the torch loss class; ``_net_class``: the skorch net class;
+- ``_net_kwargs()``: extra keyword arguments of the net (``classes`` for a classifier);
+- ``_task_callbacks()``: skorch callbacks of the task (training accuracy);
+- ``_stratify``: whether the validation hold-out is stratified by ``y``;
+- ``_target_sample_weights(y_enc)``: per-sample loss factors from the target (class
+  weights), or None;
+- ``_export_meta()``: what an exported backbone records about its source task.
+
+Predictions of a subclass start from :meth:`_predict_outputs` (the network's raw outputs).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+)
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from skorch.callbacks import Callback, EarlyStopping, ProgressBar
+
+from ._threads import scoped_threads, use_threads
+from ._training import (
+    OPTIMIZERS,
+    HoldOut,
+    WeightedNet,
+    autocast,
+    history_frame,
+    release_device_memory,
+    resolve_amp,
+    resolve_device,
+)
+from .backbones._base import Backbone
+from .backbones.exported import ExportedBackbone
+from .cache import backbone_digest
+from .freeze import FreezePolicy
+from .inputs import (
+    KIND_NAMES,
+    ArrayDataset,
+    BatchLoader,
+    ImagePathDataset,
+    Inputs,
+    to_inputs,
+)
+from .network import RandomFlipCrop, TransferNetwork, make_head
+from .registry import create_backbone, resolve_freeze_policy
+
+logger = logging.getLogger("sktransfer")
+
+#: validation hold-out used by ``early_stopping`` when ``validation_fraction`` is None
+DEFAULT_EARLY_STOPPING_FRACTION = 0.1
+#: device types a network can train on (``"meta"`` tensors have no data, for one)
+_DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+#: names of the callbacks the estimator adds itself
+_OWN_CALLBACKS = ("finite_loss", "train_acc", "early_stopping", "progress")
+
+
+class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Shared parameters and fit machinery of the sktransfer estimators (private).
+
+    See :class:`sktransfer.TransferClassifier` for the parameters. Subclasses implement the
+    task hooks listed in this module's docstring.
+    """
+
+    _parameter_constraints: dict = {
+        # checked where it is resolved (registry.create_backbone), whose errors say what
+        # each accepted form is and explain export_backbone() for a fitted estimator
+        "backbone": "no_validation",
+        "weights": [None, str, os.PathLike],
+        "freeze": [None, str, FreezePolicy],
+        "head": [StrOptions({"linear"}), tuple, list],
+        "backbone_kwargs": [None, dict],
+        "optimizer": [StrOptions(set(OPTIMIZERS)), HasMethods(["step", "zero_grad"])],
+        "lr": [Interval(Real, 0, math.inf, closed="neither")],
+        "backbone_lr_mult": [None, Interval(Real, 0, math.inf, closed="left")],
+        "weight_decay": [Interval(Real, 0, math.inf, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "validation_fraction": [None, Interval(Real, 0, 1, closed="neither")],
+        "early_stopping": [None, Interval(Integral, 1, None, closed="left")],
+        "input_shape": [None, tuple, list],
+        "image_size": [None, Interval(Integral, 1, None, closed="left")],
+        "augment": ["boolean"],
+        "cache_features": [StrOptions({"auto"}), "boolean"],
+        "cache_dir": [None, str, os.PathLike, HasMethods(["cache"])],
+        "mixed_precision": [
+            StrOptions({"auto", "bf16", "fp16", "bfloat16", "float16"}), "boolean"
+        ],
+        "compile": ["boolean"],
+        "device": [str, torch.device],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
+        "n_threads": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), None],
+        "callbacks": [None, list, tuple],
+        "warm_start": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # -- task hooks (a subclass overrides these) ----------------------------------------
+    _net_class: type = WeightedNet
+    _stratify: bool = False
+
+    def _encode_target(self, y, *, reset: bool, classes=None) -> np.ndarray:
+        raise NotImplementedError
+
+    def _n_outputs(self) -> int:
+        raise NotImplementedError
+
+    def _criterion(self) -> type:
+        raise NotImplementedError
+
+    def _net_kwargs(self) -> dict:
+        return {}
+
+    def _task_callbacks(self) -> list:
+        return []
+
+    def _target_sample_weights(self, y_enc: np.ndarray) -> np.ndarray | None:
+        return None
+
+    def _export_meta(self) -> dict:
+        return {}
+
+    # -- parameters ----------------------------------------------------------------------
+    def __init__(
+        self,
+        backbone: Any = "mlp",
+        *,
+        weights: str | None = None,
+        freeze: Any = "none",
+        head: str | Sequence[int] = "linear",
+        backbone_kwargs: dict | None = None,
+        optimizer: Any = "adam",
+        lr: float = 1e-3,
+        backbone_lr_mult: float | None = None,
+        weight_decay: float = 0.0,
+        max_epochs: int = 20,
+        batch_size: int = 64,
+        validation_fraction: float | None = None,
+        early_stopping: int | None = None,
+        input_shape: tuple[int, ...] | None = None,
+        image_size: int | None = None,
+        augment: bool = False,
+        cache_features: bool | str = "auto",
+        cache_dir: Any = None,
+        mixed_precision: bool | str = "auto",
+        compile: bool = False,
+        device: str = "auto",
+        num_workers: int = 4,
+        n_threads: int | str | None = "auto",
+        callbacks: Sequence | None = None,
+        warm_start: bool = False,
+        random_state: Any = None,
+        verbose: int = 0,
+    ):
+        self.backbone = backbone
+        self.weights = weights
+        self.freeze = freeze
+        self.head = head
+        self.backbone_kwargs = backbone_kwargs
+        self.optimizer = optimizer
+        self.lr = lr
+        self.backbone_lr_mult = backbone_lr_mult
+        self.weight_decay = weight_decay
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.validation_fraction = validation_fraction
+        self.early_stopping = early_stopping
+        self.input_shape = input_shape
+        self.image_size = image_size
+        self.augment = augment
+        self.cache_features = cache_features
+        self.cache_dir = cache_dir
+        self.mixed_precision = mixed_precision
+        self.compile = compile
+        self.device = device
+        self.num_workers = num_workers
+        self.n_threads = n_threads
+        self.callbacks = callbacks
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _validate_more(self) -> None:
+        """What ``_parameter_constraints`` cannot say: values inside containers, classes
+        that cannot work, devices that hold no data. Runs after ``_validate_params``."""
+        name = type(self).__name__
+        opt = self.optimizer
+        if not isinstance(opt, str):
+            if not (isinstance(opt, type) and issubclass(opt, torch.optim.Optimizer)):
+                raise InvalidParameterError(
+                    f"The 'optimizer' parameter of {name} must be one of "
+                    f"{sorted(OPTIMIZERS)} or a torch.optim.Optimizer subclass (the class, "
+                    f"not an instance); got {opt!r}."
+                )
+            closure = inspect.signature(opt.step).parameters.get("closure")
+            if closure is not None and closure.default is inspect.Parameter.empty:
+                raise InvalidParameterError(
+                    f"optimizer={opt.__name__} needs a closure that re-evaluates the loss at "
+                    "every step, which mini-batch training does not provide: it is not "
+                    "supported. Use 'adam', 'adamw', 'sgd' or another first-order optimizer."
+                )
+        if self.device != "auto":
+            try:
+                device_type = torch.device(self.device).type
+            except (RuntimeError, TypeError, ValueError):
+                device_type = None
+            if device_type == "meta":
+                raise InvalidParameterError(
+                    "device='meta' makes tensors without data: nothing can be trained or "
+                    "predicted on it. Use device='auto', 'cpu' or 'cuda'."
+                )
+            if device_type not in _DEVICE_TYPES:
+                raise InvalidParameterError(
+                    f"device must be 'auto', 'cpu', 'cuda' or 'cuda:<index>', got "
+                    f"{self.device!r}"
+                )
+        if self.input_shape is not None:
+            shape = tuple(self.input_shape)
+            if (len(shape) not in (1, 3)
+                    or not all(isinstance(s, Integral) and not isinstance(s, bool)
+                               for s in shape)
+                    or min(shape) < 1):
+                raise InvalidParameterError(
+                    f"input_shape must be (n_features,) or (C, H, W) of positive ints, got "
+                    f"{self.input_shape!r}"
+                )
+        if not isinstance(self.head, str) and not all(
+            isinstance(h, Integral) and not isinstance(h, bool) and h >= 1 for h in self.head
+        ):
+            raise InvalidParameterError(
+                f"head must be 'linear' or a tuple of positive hidden sizes, got {self.head!r}"
+            )
+        self._check_callbacks()
+
+    def _check_callbacks(self) -> None:
+        for entry in self.callbacks or ():
+            cb = entry
+            if isinstance(entry, tuple):
+                if len(entry) != 2 or not isinstance(entry[0], str):
+                    raise InvalidParameterError(
+                        f"callbacks entries are skorch callbacks or (name, callback) pairs, "
+                        f"got {entry!r}"
+                    )
+                if entry[0] in _OWN_CALLBACKS or entry[0].startswith("freeze_"):
+                    raise InvalidParameterError(
+                        f"callback name {entry[0]!r} is used by {type(self).__name__} "
+                        f"itself; choose another name"
+                    )
+                cb = entry[1]
+            if not isinstance(cb, Callback) and not (
+                isinstance(cb, type) and issubclass(cb, Callback)
+            ):
+                raise InvalidParameterError(
+                    f"callbacks entries must be skorch.callbacks.Callback instances or "
+                    f"(name, callback) pairs, got {cb!r}"
+                )
+
+    def _resolved_validation_fraction(self, partial: bool) -> float | None:
+        """The hold-out of this fit: the parameter, else 0.1 when early stopping asks.
+
+        As in scikit-learn, nothing is held out unless asked for; ``partial_fit`` trains on
+        every row it is given.
+        """
+        if partial:
+            return None
+        if self.validation_fraction is not None:
+            return float(self.validation_fraction)
+        if self.early_stopping is not None:
+            return DEFAULT_EARLY_STOPPING_FRACTION
+        return None
+
+    # -- data ------------------------------------------------------------------------------
+    def _to_inputs(self, X, *, reset: bool) -> Inputs:
+        """``X`` -> :class:`Inputs`; at fit (``reset``) the columns of 2-D X are recorded."""
+        inputs = to_inputs(X, input_shape=self.input_shape)
+        if reset:
+            self._check_columns(X, inputs, reset=True)
+        return inputs
+
+    def _check_columns(self, X, inputs: Inputs, *, reset: bool) -> None:
+        """Record (``reset``) or check ``n_features_in_`` and feature names of 2-D X."""
+        if inputs.kind == "paths":
+            if reset:
+                self.n_features_in_ = 1
+                self.__dict__.pop("feature_names_in_", None)
+        elif inputs.n_columns is not None:
+            validate_data(self, X, reset=reset, skip_check_array=True)
+        elif reset:
+            self.__dict__.pop("n_features_in_", None)
+            self.__dict__.pop("feature_names_in_", None)
+
+    def _sample_weights(self, sample_weight, y_enc: np.ndarray) -> torch.Tensor | None:
+        """Per-sample loss weights (the task's factors folded in), or None when all equal."""
+        w = _check_sample_weight(sample_weight, np.empty((len(y_enc), 0)), dtype=np.float64)
+        if np.any(w < 0):
+            raise ValueError("sample_weight must be non-negative")
+        factors = self._target_sample_weights(y_enc)
+        if factors is not None:
+            w = w * factors
+        if not np.any(w > 0):
+            raise ValueError("sample_weight is zero for every sample; nothing to train on")
+        if np.all(w == w[0]):
+            return None  # the weighted mean is the plain mean
+        return torch.as_tensor(w, dtype=torch.float32)
+
+    def _dataset(self, inputs: Inputs, image_size=None, y=None, sample_weight=None,
+                 device: str = "cpu"):
+        if inputs.kind == "paths":
+            if image_size is not None and image_size[0] == image_size[1]:
+                image_size = image_size[0]  # shorter side to size, centre crop: no distortion
+            return ImagePathDataset(inputs.data, image_size, y, sample_weight,
+                                    n_threads=self.num_workers)
+        return _on_device_if_it_fits(ArrayDataset(inputs.data, y, sample_weight), device)
+
+    # -- building blocks -----------------------------------------------------------------
+    def _make_backbone(self, inputs: Inputs) -> Backbone:
+        spec = self.backbone
+        if isinstance(spec, BaseEstimator):
+            raise TypeError(
+                f"backbone is a {type(spec).__name__} estimator; pass "
+                "fitted_classifier.export_backbone() instead (scikit-learn's clone would "
+                "reset an estimator-valued parameter and lose its trained weights)"
+            )
+        shape = inputs.sample_shape
+        if shape is None:  # image paths: the size comes from the backbone
+            shape = (3, self.image_size or 224, self.image_size or 224)
+        backbone = create_backbone(
+            spec, weights=self.weights, input_shape=shape, **(self.backbone_kwargs or {})
+        )
+        name = spec if isinstance(spec, str) else type(spec).__name__
+        data_kind = "tabular" if inputs.kind == "tabular" else "image"
+        if backbone.kind != data_kind:
+            hint = (
+                "; for flattened images pass input_shape=(C, H, W)"
+                if data_kind == "tabular" else "; flatten the images for a tabular backbone"
+            )
+            raise ValueError(
+                f"backbone {name!r} takes {backbone.kind} inputs but X holds {data_kind} "
+                f"data{hint}"
+            )
+        if data_kind == "tabular" and backbone.input_shape != inputs.sample_shape:
+            raise ValueError(
+                f"backbone {name!r} expects {backbone.input_shape[0]} features but X has "
+                f"{inputs.sample_shape[0]}; a transferred backbone needs the same features "
+                "as its source data"
+            )
+        if self.image_size is not None and hasattr(backbone.preprocess, "image_size"):
+            backbone.preprocess.image_size = (self.image_size, self.image_size)
+        if inputs.kind == "tabular":
+            backbone.prepare(inputs.data)
+        return backbone
+
+    def _is_untrained_registry_backbone(self, backbone: Backbone) -> bool:
+        spec = self.backbone
+        return (isinstance(spec, str) and self.weights is None and backbone.info is not None
+                and backbone.info.name == spec)
+
+    def _warn_if_freezing_random_weights(self, network: TransferNetwork) -> None:
+        """Freezing a backbone nobody trained keeps random features: almost surely a slip."""
+        backbone = network.backbone
+        if not self._is_untrained_registry_backbone(backbone):
+            return
+        if all(p.requires_grad for p in backbone.parameters()):
+            return
+        warnings.warn(
+            f"freeze={self.freeze!r} keeps layers of backbone {self.backbone!r} frozen, but "
+            "weights=None: those layers keep their random initial weights. Pass "
+            "pretrained weights (weights='imagenet', or a backbone exported from a model "
+            "trained on source data), or use freeze='none'.",
+            UserWarning,
+            stacklevel=6,
+        )
+
+    def _cache_plan(self, network: TransferNetwork, policy) -> bool:
+        from .cache import bypass_reason
+
+        if self.cache_features is False:
+            return False
+        reason = bypass_reason(network, policy, network.augment is not None)
+        if reason is None:
+            return True
+        message = f"feature cache bypassed: {reason}"
+        if self.cache_features is True:
+            warnings.warn(message, UserWarning, stacklevel=5)
+        logger.info(message)
+        return False
+
+    def _cached_features(self, backbone: Backbone, weights_digest: str, inputs: Inputs,
+                         device: str, amp_dtype) -> torch.Tensor:
+        from .cache import feature_key, get_cache, sample_digests
+
+        key = feature_key(weights_digest, device, amp_dtype)
+        directory = getattr(self.cache_dir, "location", self.cache_dir)
+        if directory is not None:
+            directory = os.path.expanduser(os.fspath(directory))
+
+        def compute(indices):
+            subset = Inputs(inputs.kind, inputs.data[indices], inputs.sample_shape)
+            dataset = self._dataset(subset, backbone.image_size, device=device)
+            return _run_batches(backbone, backbone.forward_features, dataset, self.batch_size,
+                                device, amp_dtype, progress=self.verbose >= 1)
+
+        cache = get_cache()
+        before = cache.hits
+        features = cache.get_many(key, sample_digests(inputs.data), compute, directory)
+        logger.info("feature cache: %d of %d samples found", cache.hits - before, len(inputs))
+        return features
+
+    def _optimizer_args(self, policy) -> tuple[type, dict]:
+        opt = self.optimizer
+        kwargs: dict[str, Any] = {"weight_decay": float(self.weight_decay)}
+        if isinstance(opt, str):
+            if opt == "sgd":
+                kwargs["momentum"] = 0.9
+            opt = OPTIMIZERS[opt]
+        mult = self.backbone_lr_mult
+        if mult is None:
+            mult = policy.default_backbone_lr_mult
+        if mult != 1.0:
+            kwargs["param_groups"] = [("backbone.*", {"lr": float(self.lr) * float(mult)})]
+        return opt, kwargs
+
+    def _user_callbacks(self) -> list:
+        """The ``callbacks`` parameter, deep-copied: fitting never mutates the parameter."""
+        return copy.deepcopy(list(self.callbacks or ()))
+
+    def _callbacks(self, policy, validation: bool) -> list:
+        callbacks: list = [("finite_loss", _FiniteLoss()), *self._task_callbacks()]
+        if self.early_stopping is not None:
+            monitor = "valid_loss" if validation else "train_loss"
+            callbacks.append(("early_stopping", _PausableEarlyStopping(
+                monitor=monitor, patience=int(self.early_stopping), load_best=True)))
+        callbacks += [(f"freeze_{i}", cb) for i, cb in enumerate(policy.callbacks())]
+        if self.verbose >= 2:
+            callbacks.append(("progress", ProgressBar()))
+        return callbacks + self._user_callbacks()
+
+    def _make_net(self, network, policy, seed: int, device: str, amp_dtype,
+                  fraction: float | None):
+        optimizer, opt_kwargs = self._optimizer_args(policy)
+        generator = torch.Generator().manual_seed(seed)
+        split = HoldOut(fraction, seed, stratify=self._stratify) if fraction else None
+        return self._net_class(
+            module=network,
+            criterion=self._criterion(),
+            optimizer=optimizer,
+            lr=float(self.lr),
+            max_epochs=int(self.max_epochs),
+            batch_size=int(self.batch_size),
+            train_split=split,
+            iterator_train=BatchLoader,
+            iterator_valid=BatchLoader,
+            iterator_train__shuffle=True,
+            iterator_train__generator=generator,
+            iterator_train__pin_memory=device.startswith("cuda"),
+            iterator_valid__pin_memory=device.startswith("cuda"),
+            iterator_valid__batch_size=inference_batch_size(
+                network.backbone.kind, int(self.batch_size), device),
+            callbacks=self._callbacks(policy, validation=split is not None),
+            device=device,
+            verbose=int(self.verbose >= 1),
+            amp_dtype=amp_dtype,
+            compile=bool(self.compile),
+            **self._net_kwargs(),
+            **{f"optimizer__{k}": v for k, v in opt_kwargs.items()},
+        )
+
+    # -- fit -------------------------------------------------------------------------------
+    def _continues(self, partial: bool) -> bool:
+        """Whether this call trains the fitted network further instead of a new one."""
+        return hasattr(self, "net_") and (partial or bool(self.warm_start))
+
+    @scoped_threads
+    def _fit(self, X, y, sample_weight=None, *, partial: bool = False, classes=None):
+        """Fit (``partial=False``) or train one more epoch (``partial=True``)."""
+        self._validate_more()
+        continuing = self._continues(partial)
+        if continuing:
+            check_is_fitted(self, "net_")
+        inputs = self._to_inputs(X, reset=not continuing)
+        if continuing:
+            if inputs.kind != "paths" and self.input_kind_ != "paths":
+                self._check_columns(X, inputs, reset=False)
+            self._check_same_input_form(inputs)
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        y_enc = self._encode_target(y, reset=not continuing, classes=classes)
+        if len(y_enc) != len(inputs):
+            raise ValueError(f"X has {len(inputs)} samples but y has {len(y_enc)}")
+        weights = self._sample_weights(sample_weight, y_enc)
+        fraction = self._resolved_validation_fraction(partial)
+        if fraction is not None:  # a clear error now, not mid-training
+            try:
+                HoldOut.sizes(len(inputs), fraction)
+            except ValueError as exc:
+                if self.validation_fraction is None:
+                    raise ValueError(
+                        f"early_stopping={self.early_stopping} validates on a hold-out of "
+                        f"{fraction} of the rows, which does not work here: {exc}. Pass a "
+                        "validation_fraction that suits the data, or early_stopping=None"
+                    ) from None
+                raise
+        device = resolve_device(self.device)
+        amp_dtype = resolve_amp(self.mixed_precision, device)
+        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        release_device_memory(device)
+
+        cuda_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
+        with torch.random.fork_rng(devices=cuda_devices):
+            torch.manual_seed(seed)
+            if continuing:
+                self._sync_device()
+                net, policy = self.net_, self.freeze_policy_
+                network = net.module_
+            else:
+                policy = resolve_freeze_policy(self.freeze)
+                if hasattr(policy, "validate"):
+                    policy.validate()
+                network = self._build_network(inputs, policy, device)
+                net = self._make_net(network, policy, seed, device, amp_dtype, fraction)
+            use_threads(self.n_threads, network)
+            use_cache = self._cache_plan(network, policy)
+            digest = None
+            if use_cache:
+                digest = getattr(self, "backbone_digest_", None) if continuing else None
+                digest = digest or backbone_digest(network.backbone)
+                features = self._cached_features(network.backbone, digest, inputs,
+                                                 str(net.device), net.amp_dtype)
+                y_t = torch.as_tensor(y_enc)
+                dataset = _on_device_if_it_fits(ArrayDataset(features, y_t, weights), device)
+            else:
+                y_t = torch.as_tensor(y_enc)
+                dataset = self._dataset(inputs, network.backbone.image_size, y_t, weights,
+                                        device)
+            net.head_only = use_cache
+            if partial:
+                net.train_split = None
+                with _early_stopping_paused(net):
+                    net.partial_fit(dataset, y_enc, epochs=1)
+            elif continuing:
+                net.train_split = (HoldOut(fraction, seed, stratify=self._stratify)
+                                   if fraction else None)
+                net.max_epochs = int(self.max_epochs)
+                net.partial_fit(dataset, y_enc)
+            else:
+                net.fit(dataset, y_enc)
+        if not (partial or self.warm_start) and net.optimizer_ is not None:
+            net.optimizer_.state.clear()  # optimizer moments are not needed to predict
+        release_device_memory(device)
+
+        self.net_ = net
+        self.feature_cache_used_ = use_cache
+        self.backbone_digest_ = digest
+        self.freeze_policy_ = policy
+        self.input_kind_ = inputs.kind
+        self.input_shape_ = inputs.sample_shape
+        self.history_ = history_frame(net.history)
+        return self
+
+    def _build_network(self, inputs: Inputs, policy, device: str) -> TransferNetwork:
+        backbone = self._make_backbone(inputs)
+        head = make_head(backbone.num_features, self._n_outputs(), self.head)
+        if self.augment and backbone.kind != "image":
+            warnings.warn(
+                "augment=True does nothing on tabular data (it flips and shifts images); "
+                "it is ignored and the feature cache stays available",
+                UserWarning,
+                stacklevel=5,
+            )
+        augment = RandomFlipCrop() if self.augment and backbone.kind == "image" else None
+        network = TransferNetwork(backbone, head, augment)
+        policy.apply(network)
+        self._warn_if_freezing_random_weights(network)
+        if device.startswith("cuda") and backbone.kind == "image":
+            network = network.to(memory_format=torch.channels_last)
+        return network
+
+    def _check_same_input_form(self, inputs: Inputs) -> None:
+        """A continued fit must see the data form the network was built for."""
+        same_kind = (inputs.kind == "tabular") == (self.input_kind_ == "tabular")
+        if not same_kind or (inputs.kind != "paths" and self.input_kind_ != "paths"
+                             and inputs.sample_shape != self.input_shape_):
+            raise ValueError(
+                f"warm_start/partial_fit continue the fitted network, built for "
+                f"{self.input_kind_} data of shape {self.input_shape_}, but X holds "
+                f"{inputs.kind} data of shape {inputs.sample_shape}; set warm_start=False "
+                "to fit a new network"
+            )
+
+    # -- predict ---------------------------------------------------------------------------
+    def _inputs_for_predict(self, X) -> Inputs:
+        check_is_fitted(self, "net_")
+        inputs = self._to_inputs(X, reset=False)
+        if (inputs.kind == "tabular") != (self.input_kind_ == "tabular"):
+            raise ValueError(
+                f"the model was fitted on {KIND_NAMES[self.input_kind_]} but X holds "
+                f"{KIND_NAMES[inputs.kind]}; pass X in the form used at fit"
+                + (" (a column of image file paths, or image arrays)"
+                   if self.input_kind_ != "tabular" else "")
+            )
+        if inputs.kind != "paths" and self.input_kind_ != "paths":
+            self._check_columns(X, inputs, reset=False)
+        if (inputs.kind == "image" and self.input_kind_ == "image"
+                and inputs.sample_shape[0] != self.input_shape_[0]):
+            raise ValueError(
+                f"the model was fitted on {self.input_shape_[0]}-channel images, X has "
+                f"{inputs.sample_shape[0]} channels"
+            )
+        self._sync_device()
+        return inputs
+
+    def _sync_device(self) -> None:
+        device = resolve_device(self.device)
+        if str(self.net_.device) != device:
+            self.net_.device = device
+            self.net_.module_.to(device)
+            self.net_.criterion_.to(device)
+
+    @scoped_threads
+    def _predict_outputs(self, X) -> torch.Tensor:
+        """The network's raw outputs (logits of a classifier) for ``X``, float32 on the CPU.
+
+        A model fitted on cached features runs only its head, on the cached embeddings.
+        """
+        inputs = self._inputs_for_predict(X)
+        network = self.net_.module_
+        use_threads(self.n_threads, network)
+        features = self._predict_features(inputs)
+        if features is not None:
+            return _run_batches(network, network.forward_head, ArrayDataset(features),
+                                self.batch_size, self.net_.device, self.net_.amp_dtype,
+                                kind="tabular")
+        dataset = self._dataset(inputs, network.backbone.image_size)
+        return _run_batches(network, network.forward, dataset, self.batch_size,
+                            self.net_.device, self.net_.amp_dtype, kind=network.backbone.kind)
+
+    @scoped_threads
+    def transform(self, X) -> np.ndarray:
+        """The backbone's embeddings of ``X``, so the estimator can be a feature step.
+
+        Parameters
+        ----------
+        X : array-like, image array or array of image paths
+            Inputs of the same form as at fit.
+
+        Returns
+        -------
+        embeddings : ndarray of shape (n_samples, n_features_out)
+        """
+        inputs = self._inputs_for_predict(X)
+        use_threads(self.n_threads, self.net_.module_)
+        features = self._predict_features(inputs)
+        if features is not None:
+            return features.float().numpy()
+        backbone = self.net_.module_.backbone
+        dataset = self._dataset(inputs, backbone.image_size)
+        return _run_batches(backbone, backbone.forward_features, dataset, self.batch_size,
+                            self.net_.device, self.net_.amp_dtype).numpy()
+
+    def _predict_features(self, inputs: Inputs) -> torch.Tensor | None:
+        """Embeddings from the cache for a model fitted on cached features, else None."""
+        if not getattr(self, "feature_cache_used_", False) or self.cache_features is False:
+            return None
+        return self._cached_features(self.net_.module_.backbone, self.backbone_digest_, inputs,
+                                     str(self.net_.device), self.net_.amp_dtype)
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.net_.module_.backbone.num_features
+
+    # -- transfer --------------------------------------------------------------------------
+    def export_backbone(self) -> ExportedBackbone:
+        """The trained backbone, to pass as ``backbone=`` of another estimator.
+
+        The result survives ``clone``, ``GridSearchCV`` grids and pickling with its weights,
+        and :meth:`ExportedBackbone.save` writes it to a checkpoint file.
+
+        Returns
+        -------
+        ExportedBackbone
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sktransfer import TransferClassifier
+        >>> X, y = np.random.rand(50, 5), np.arange(50) % 2
+        >>> clf = TransferClassifier("mlp", max_epochs=2).fit(X, y)
+        >>> clf.export_backbone()  # doctest: +ELLIPSIS
+        ExportedBackbone('mlp', input_shape=(5,), ...)
+        """
+        check_is_fitted(self, "net_")
+        backbone = self.net_.module_.backbone
+        info = backbone.info
+        module = None
+        if info is None or info.name == "<module>":
+            module = copy.deepcopy(backbone).cpu()
+        return ExportedBackbone(
+            name=info.name if info else "<module>",
+            kwargs=info.kwargs if info else {},
+            input_shape=backbone.input_shape,
+            state_dict=backbone.state_dict(),
+            image_size=backbone.image_size,
+            meta={**self._export_meta(), "source": type(self).__name__},
+            module=module,
+        )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Embeddings are computed in float32 whatever the input's dtype.
+        tags.transformer_tags.preserves_dtype = []
+        return tags
+
+
+class TrainingDivergedError(ValueError):
+    """The loss became NaN or infinite: the fit is refused rather than reported.
+
+    ``history`` holds the per-epoch curves up to the failure, loss columns included.
+    """
+
+    def __init__(self, message: str, history=None):
+        super().__init__(message)
+        self.history = history
+
+
+class _FiniteLoss(Callback):
+    """Stop with a clear error at the first epoch whose loss is not finite.
+
+    A NaN loss makes NaN weights: every prediction would then be the first class, which
+    must not pass for a fitted model.
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        for key in ("train_loss", "valid_loss"):
+            value = row.get(key)
+            if value is not None and not math.isfinite(value):
+                raise TrainingDivergedError(
+                    f"training diverged: {key} is {value} at epoch {row['epoch']} "
+                    f"(lr={net.lr:g}). Lower lr, check X for extreme values (standardise "
+                    "tabular features) or set mixed_precision=False; no model was fitted. "
+                    "The curves so far are in this error's .history",
+                    history=history_frame(net.history),
+                )
+
+
+class _PausableEarlyStopping(EarlyStopping):
+    """skorch's EarlyStopping, silent while ``paused`` (the epochs of ``partial_fit``)."""
+
+    paused = False
+
+    def on_epoch_end(self, net, **kwargs):
+        if not self.paused:
+            super().on_epoch_end(net, **kwargs)
+
+    def on_train_end(self, net, **kwargs):
+        if not self.paused:
+            super().on_train_end(net, **kwargs)
+
+
+class _early_stopping_paused:
+    """Context: no early stopping while ``partial_fit`` trains on every row it is given."""
+
+    def __init__(self, net):
+        self.stoppers = [cb for _, cb in getattr(net, "callbacks_", [])
+                         if isinstance(cb, _PausableEarlyStopping)]
+        if not getattr(net, "initialized_", False):
+            net.initialize()
+            self.stoppers = [cb for _, cb in net.callbacks_
+                             if isinstance(cb, _PausableEarlyStopping)]
+
+    def __enter__(self):
+        for cb in self.stoppers:
+            cb.paused = True
+
+    def __exit__(self, *exc):
+        for cb in self.stoppers:
+            cb.paused = False
+
+
+@torch.no_grad()
+def _run_batches(module: torch.nn.Module, forward, dataset, batch_size: int, device,
+                 amp_dtype=None, progress: bool = False, kind: str | None = None
+                 ) -> torch.Tensor:
+    """``forward`` (a method of ``module``) over ``dataset`` in eval mode, batch by batch.
+
+    ``module`` is put in eval mode for the pass (what inference means), and back after.
+    """
+    was_training = module.training
+    module.eval()
+    out = []
+    cuda = str(device).startswith("cuda")
+    kind = kind or getattr(module, "kind", "image")
+    batch_size = inference_batch_size(kind, batch_size, device)
+    loader = BatchLoader(dataset, batch_size=batch_size, pin_memory=cuda)
+    if progress:
+        from tqdm.auto import tqdm
+
+        loader = tqdm(loader, desc="extracting features", unit="batch", leave=False)
+    try:
+        with autocast(device, amp_dtype):
+            for xb, _ in loader:
+                out.append(forward(xb["x"].to(device, non_blocking=True)).float().cpu())
+    finally:
+        module.train(was_training)
+    return torch.cat(out)
+
+
+def inference_batch_size(kind: str, batch_size: int, device) -> int:
+    """Batch size for forward passes without gradients (validation, prediction, features).
+
+    Large batches pay on a GPU and for small tabular networks; on a CPU, large image
+    batches only cost memory.
+    """
+    if str(device).startswith("cuda"):
+        return max(batch_size, 256)
+    return batch_size if kind == "image" else max(batch_size, 4096)
+
+
+def _on_device_if_it_fits(dataset: ArrayDataset, device: str) -> ArrayDataset:
+    """Keep the whole dataset on the GPU when it takes under a quarter of the free memory:
+    batches are then sliced there, with no host-to-device copy per batch."""
+    if not device.startswith("cuda"):
+        return dataset
+    tensors = [t for t in (dataset.x, dataset.y, dataset.sample_weight) if t is not None]
+    nbytes = sum(t.numel() * t.element_size() for t in tensors)
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    if nbytes < free // 4:
+        dataset.x, dataset.y = dataset.x.to(device), dataset.y.to(device)
+        if dataset.sample_weight is not None:
+            dataset.sample_weight = dataset.sample_weight.to(device)
+    return dataset

@@ -1,0 +1,155 @@
+"""callbacks=, warm_start=True and partial_fit, against skorch's and scikit-learn's habits."""
+
+import pickle
+
+import numpy as np
+import pytest
+from conftest import FAST
+from sklearn.base import clone
+from skorch.callbacks import Callback, Checkpoint, GradientNormClipping
+
+from sktransfer import TransferClassifier
+
+
+class EpochCounter(Callback):
+    """A user's own callback: counts the epochs it saw."""
+
+    def __init__(self, start=0):
+        self.start = start
+
+    def initialize(self):
+        self.epochs_ = self.start
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epochs_ += 1
+        net.history.record("counted", self.epochs_)
+
+
+def _fitted_callback(clf, cls):
+    return next(cb for _, cb in clf.net_.callbacks_ if isinstance(cb, cls))
+
+
+# ---------------------------------------------------------------- callbacks
+def test_user_callbacks_run_beside_the_estimators_own(blobs, tmp_path):
+    X, y = blobs
+    counter = EpochCounter()
+    checkpoint = Checkpoint(dirname=str(tmp_path / "ckpt"), monitor="train_loss_best",
+                            f_optimizer=None, f_criterion=None)
+    clf = TransferClassifier(**FAST, callbacks=[counter, ("ckpt", checkpoint)]).fit(X, y)
+    names = [name for name, _ in clf.net_.callbacks_]
+    assert {"finite_loss", "train_acc", "ckpt", "EpochCounter"} <= set(names)
+    assert _fitted_callback(clf, EpochCounter).epochs_ == FAST["max_epochs"]
+    assert list(clf.net_.history[:, "counted"]) == [1, 2, 3, 4, 5]
+    assert "train_acc" in clf.history_  # the estimator's own callback still runs
+    assert (tmp_path / "ckpt" / "params.pt").is_file()
+
+
+def test_callbacks_parameter_is_never_mutated_and_clones_are_fresh(blobs):
+    X, y = blobs
+    counter = EpochCounter()
+    clf = TransferClassifier(**FAST, callbacks=[counter]).fit(X, y)
+    assert not hasattr(counter, "epochs_")  # fit trained a deep copy
+    assert clf.callbacks[0] is counter
+    fresh = clone(clf)
+    assert fresh.callbacks[0] is not counter
+    assert fresh.callbacks[0].get_params() == counter.get_params()
+    fresh.fit(X, y)
+    assert _fitted_callback(fresh, EpochCounter).epochs_ == FAST["max_epochs"]
+    again = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(again.predict(X), clf.predict(X))
+
+
+def test_gradient_norm_clipping_reaches_the_training_loop(blobs):
+    X, y = blobs
+    sgd = {**FAST, "optimizer": "sgd", "lr": 0.1}
+    clip = [("clip", GradientNormClipping(gradient_clip_value=1e-9))]
+    one = TransferClassifier(**{**sgd, "max_epochs": 1}, callbacks=clip).fit(X, y)
+    five = TransferClassifier(**sgd, callbacks=clip).fit(X, y)
+    free = TransferClassifier(**sgd).fit(X, y)
+    # steps of norm lr * 1e-9: four more epochs change nothing, unlike unclipped training
+    np.testing.assert_allclose(five.predict_proba(X), one.predict_proba(X), atol=1e-6)
+    assert np.abs(free.predict_proba(X) - one.predict_proba(X)).max() > 0.1
+
+
+@pytest.mark.parametrize("bad, message", [
+    ([("train_acc", EpochCounter())], "name 'train_acc' is used by TransferClassifier"),
+    (["not a callback"], "must be skorch.callbacks.Callback instances"),
+    ([("a", EpochCounter(), 3)], r"\(name, callback\) pairs"),
+    ("EpochCounter", "'callbacks' parameter"),
+])
+def test_bad_callbacks_are_clear_errors(blobs, bad, message):
+    X, y = blobs
+    with pytest.raises(ValueError, match=message):
+        TransferClassifier(**FAST, callbacks=bad).fit(X, y)
+
+
+# ---------------------------------------------------------------- warm_start
+def test_warm_start_continues_training_and_appends_history(blobs):
+    X, y = blobs
+    clf = TransferClassifier(**{**FAST, "lr": 1e-3}, warm_start=True).fit(X, y)
+    first = clf.history_.copy()
+    net = clf.net_
+    clf.fit(X, y)
+    assert clf.net_ is net  # the same network, trained further
+    assert list(clf.history_["epoch"]) == list(range(1, 11))
+    assert clf.history_["train_loss"].iloc[5] < first["train_loss"].iloc[0]
+    assert clf.history_["train_loss"].iloc[5] == pytest.approx(
+        first["train_loss"].iloc[-1], rel=0.5)
+    # without warm_start, a second fit starts again
+    cold = TransferClassifier(**{**FAST, "lr": 1e-3}).fit(X, y)
+    cold.fit(X, y)
+    assert list(cold.history_["epoch"]) == [1, 2, 3, 4, 5]
+
+
+def test_warm_start_needs_the_same_classes_and_columns(blobs):
+    X, y = blobs
+    clf = TransferClassifier(**{**FAST, "max_epochs": 1}, warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match="same classes as the previous fit"):
+        clf.fit(X[y < 2], y[y < 2])
+    with pytest.raises(ValueError, match=r"previous fit, \[0, 1, 2\]; y has \[1, 2, 3\]"):
+        clf.fit(X, y + 1)
+    with pytest.raises(ValueError, match="X has 5 features, but TransferClassifier is expecting 6"):
+        clf.fit(X[:, :5], y)
+    # set_params(warm_start=False) builds a new network for new classes
+    clf.set_params(warm_start=False).fit(X[y < 2], y[y < 2])
+    assert list(clf.classes_) == [0, 1]
+
+
+# ---------------------------------------------------------------- partial_fit
+def test_partial_fit_trains_one_epoch_per_call(blobs):
+    X, y = blobs
+    order = np.random.RandomState(0).permutation(len(y))
+    clf = TransferClassifier(**FAST)
+    first = order[:60]
+    first = first[y[first] < 2]  # the first chunk lacks class 2
+    assert clf.partial_fit(X[first], y[first], classes=[0, 1, 2]) is clf
+    assert list(clf.classes_) == [0, 1, 2]
+    assert clf.predict_proba(X[:3]).shape == (3, 3)
+    for chunk in np.array_split(order, 4):
+        clf.partial_fit(X[chunk], y[chunk])
+    assert list(clf.history_["epoch"]) == [1, 2, 3, 4, 5]
+    assert "valid_loss" not in clf.history_  # every row of every chunk trains
+    assert clf.score(X, y) > 0.6
+
+
+def test_partial_fit_follows_sklearn_rules_for_classes(blobs):
+    X, y = blobs
+    with pytest.raises(ValueError, match="classes must be passed on the first call"):
+        TransferClassifier(**FAST).partial_fit(X, y)
+    clf = TransferClassifier(**FAST).partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="differs from classes_"):
+        clf.partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(ValueError, match=r"y has labels \[5\] that are not in classes_"):
+        clf.partial_fit(X[:3], np.array([0, 1, 5]))
+    with pytest.raises(ValueError, match="y has labels"):
+        TransferClassifier(**FAST).partial_fit(X, y, classes=[0, 1])
+
+
+def test_partial_fit_after_fit_continues_even_with_early_stopping(blobs):
+    X, y = blobs
+    clf = TransferClassifier(**{**FAST, "max_epochs": 3}, early_stopping=2).fit(X, y)
+    n = len(clf.history_)
+    clf.partial_fit(X, y)
+    assert len(clf.history_) == n + 1
+    assert np.isnan(clf.history_["valid_loss"].iloc[-1])  # nothing held out in partial_fit

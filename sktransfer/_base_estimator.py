@@ -457,8 +457,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
         if self.cache_features is False:
             return False
-        reason = bypass_reason(network, policy,
-                               network.augment is not None or self._mixes_inputs())
+        reason = ("mixup/cutmix mix the training images" if self._mixes_inputs()
+                  else bypass_reason(network, policy, network.augment is not None))
         if reason is None:
             return True
         message = f"feature cache bypassed: {reason}"

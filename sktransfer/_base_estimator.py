@@ -48,6 +48,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 
+from ._threads import scoped_threads, use_threads
 from ._training import (
     OPTIMIZERS,
     HoldOut,
@@ -124,6 +125,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         "compile": ["boolean"],
         "device": [str, torch.device],
         "num_workers": [Interval(Integral, 0, None, closed="left")],
+        "n_threads": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), None],
         "callbacks": [None, list, tuple],
         "warm_start": ["boolean"],
         "tta": ["boolean"],
@@ -195,6 +197,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         compile: bool = False,
         device: str = "auto",
         num_workers: int = 4,
+        n_threads: int | str | None = "auto",
         callbacks: Sequence | None = None,
         warm_start: bool = False,
         tta: bool = False,
@@ -227,6 +230,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.compile = compile
         self.device = device
         self.num_workers = num_workers
+        self.n_threads = n_threads
         self.callbacks = callbacks
         self.warm_start = warm_start
         self.tta = tta
@@ -453,8 +457,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
         if self.cache_features is False:
             return False
-        reason = bypass_reason(network, policy,
-                               network.augment is not None or self._mixes_inputs())
+        reason = ("mixup/cutmix mix the training images" if self._mixes_inputs()
+                  else bypass_reason(network, policy, network.augment is not None))
         if reason is None:
             return True
         message = f"feature cache bypassed: {reason}"
@@ -573,6 +577,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         """Whether this call trains the fitted network further instead of a new one."""
         return hasattr(self, "net_") and (partial or bool(self.warm_start))
 
+    @scoped_threads
     def _fit(self, X, y, sample_weight=None, *, partial: bool = False, classes=None):
         """Fit (``partial=False``) or train one more epoch (``partial=True``)."""
         self._validate_more()
@@ -629,6 +634,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 recipe = self._training_recipe(network, policy)
                 net = self._make_net(network, policy, seed, device, amp_dtype, fraction,
                                      recipe)
+            use_threads(self.n_threads, network)
             y_t = torch.as_tensor(y_enc)
             stages_ = []
             if head_epochs:
@@ -771,6 +777,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             self.net_.module_.to(device)
             self.net_.criterion_.to(device)
 
+    @scoped_threads
     def _predict_views(self, X) -> list[torch.Tensor]:
         """The network's raw outputs (logits of a classifier) for ``X``, float32 on the CPU:
         one tensor, or with ``tta=True`` on images also those of the mirrored images.
@@ -781,6 +788,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         inputs = self._inputs_for_predict(X)
         network = self.net_.module_
         device, amp_dtype = self.net_.device, self.net_.amp_dtype
+        use_threads(self.n_threads, network)
         features = self._predict_features(inputs)
         dataset = None
         if features is not None:
@@ -801,6 +809,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                                       amp_dtype, kind="image"))
         return views
 
+    @scoped_threads
     def transform(self, X) -> np.ndarray:
         """The backbone's embeddings of ``X``, so the estimator can be a feature step.
 
@@ -814,6 +823,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         embeddings : ndarray of shape (n_samples, n_features_out)
         """
         inputs = self._inputs_for_predict(X)
+        use_threads(self.n_threads, self.net_.module_)
         features = self._predict_features(inputs)
         if features is not None:
             return features.float().numpy()

@@ -25,9 +25,11 @@ ImageSize = int | tuple[int, int] | None
 def read_image(path: str | os.PathLike, image_size: ImageSize = None) -> np.ndarray:
     """Read an image file into a uint8 RGB array of shape (height, width, 3).
 
-    Grayscale, palette, RGBA, CMYK and 16-bit images are converted to 8-bit RGB.
-    Photos carrying an EXIF orientation tag are turned upright first
-    (:func:`PIL.ImageOps.exif_transpose`).
+    Grayscale, palette, RGBA, CMYK and 16-bit images are converted to 8-bit RGB, and the
+    EXIF orientation tag is applied (photos from phones are often stored sideways). JPEGs
+    needing a reduction by 2x or more are decoded at a reduced scale (Pillow's ``draft``:
+    the DCT does part of the downscaling, never below the requested size), which makes
+    large photos several times faster to read.
 
     Parameters
     ----------
@@ -85,6 +87,8 @@ def _decode_image(
         source = io.BytesIO(source)
     try:
         with Image.open(source) as img:
+            if size is not None and img.format == "JPEG":
+                _draft(img, size)
             img.load()
             img = _exif_upright(img)
             img = _to_rgb(img)
@@ -109,6 +113,17 @@ def _exif_upright(img: Image.Image) -> Image.Image:
     if img.getexif().get(0x0112, 1) in (None, 1):  # 0x0112: Orientation
         return img  # the common case: no copy
     return ImageOps.exif_transpose(img)
+
+
+def _draft(img: Image.Image, size: int | tuple[int, int]) -> None:
+    """Ask the JPEG decoder for the smallest DCT scale still covering ``size`` both ways.
+
+    The request is square (the larger side of a ``(h, w)`` size), so an EXIF rotation
+    applied after decoding cannot leave a side short.
+    """
+    side = size if isinstance(size, int) else max(size)
+    if img.mode in ("RGB", "L", "YCbCr", "CMYK"):
+        img.draft(img.mode, (side, side))
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

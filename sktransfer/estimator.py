@@ -140,6 +140,13 @@ default=False
         changed after fitting with ``set_params(device="cpu")``.
     num_workers : int, default=4
         Threads decoding image files when ``X`` holds paths.
+    n_threads : "auto", int or None, default="auto"
+        torch CPU threads during ``fit``, ``predict`` and ``transform`` (the caller's
+        setting is restored after). ``"auto"``: one thread for networks under a million
+        parameters, where more threads only wait on each other (38x slower on a busy
+        2-core machine, ``benchmarks/bench_threads.py``), else the CPUs this process may
+        use, within joblib's and Dask's inner thread limits. ``None`` leaves torch's
+        setting.
     callbacks : list of skorch callbacks or (name, callback) pairs, default=None
         Extra skorch callbacks (``Checkpoint``, ``GradientNormClipping``, ``LRScheduler``
         or your own), run beside the estimator's own (``train_acc``, ``early_stopping``,
@@ -248,6 +255,7 @@ default=False
         compile: bool = False,
         device: str = "auto",
         num_workers: int = 4,
+        n_threads: int | str | None = "auto",
         callbacks: Sequence | None = None,
         warm_start: bool = False,
         tta: bool = False,
@@ -264,7 +272,8 @@ default=False
             input_shape=input_shape, image_size=image_size, augment=augment,
             cache_features=cache_features, cache_dir=cache_dir,
             mixed_precision=mixed_precision, compile=compile, device=device,
-            num_workers=num_workers, callbacks=callbacks, warm_start=warm_start, tta=tta,
+            num_workers=num_workers, n_threads=n_threads, callbacks=callbacks,
+            warm_start=warm_start, tta=tta,
             random_state=random_state, verbose=verbose,
         )
         self.class_weight = class_weight

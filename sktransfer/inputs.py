@@ -21,6 +21,7 @@ converts them there.
 from __future__ import annotations
 
 import os
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
@@ -273,7 +274,14 @@ class ArrayDataset(torch.utils.data.Dataset):
 
 
 class ImagePathDataset(torch.utils.data.Dataset):
-    """Image files read on demand, resized to ``image_size``, as uint8 CHW tensors."""
+    """Image files read on demand, resized to ``image_size``, as uint8 CHW tensors
+    (channels-last in memory).
+
+    A batch is decoded by one thread pool that lives as long as the dataset (Pillow
+    releases the GIL while decoding): creating a pool per batch costs thread start-ups on
+    every batch. The pool has at most as many threads as this process has CPUs, so decoding
+    does not fight the network's own threads for the cores.
+    """
 
     def __init__(self, paths: np.ndarray, image_size, y=None, sample_weight=None,
                  n_threads: int = 4):
@@ -283,26 +291,41 @@ class ImagePathDataset(torch.utils.data.Dataset):
         self.y = y if y is not None else torch.zeros(n, dtype=torch.long)
         self.sample_weight = sample_weight
         self.n_threads = n_threads
+        self._pool = None
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def __getstate__(self):  # a pool cannot be pickled; the copy makes its own
+        state = self.__dict__.copy()
+        state["_pool"] = None
+        return state
 
     def _read(self, i: int) -> np.ndarray:
         from ._image_io import read_image
 
         return read_image(self.paths[i], image_size=self.image_size)
 
+    def _map(self, indices: list[int]) -> list[np.ndarray]:
+        from joblib import cpu_count
+
+        workers = min(int(self.n_threads), int(cpu_count()), len(self))
+        if workers <= 1 or len(indices) <= 1:
+            return [self._read(i) for i in indices]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sktransfer-decode")
+            weakref.finalize(self, self._pool.shutdown, wait=False)
+        return list(self._pool.map(self._read, indices))
+
     def __getitem__(self, idx):
+        # Decoded HWC pixels viewed as CHW are channels-last in memory, the layout oneDNN's
+        # CPU convolutions run fastest on (about 30% less compute for EfficientNet-Lite0):
+        # kept as they are, not copied to NCHW.
         if isinstance(idx, (int, np.integer)):
-            x = torch.from_numpy(self._read(int(idx))).permute(2, 0, 1).contiguous()
+            x = torch.from_numpy(self._read(int(idx))).permute(2, 0, 1)
         else:
-            indices = [int(i) for i in idx]
-            if self.n_threads > 1 and len(indices) > 1:
-                with ThreadPoolExecutor(self.n_threads) as pool:
-                    images = list(pool.map(self._read, indices))
-            else:
-                images = [self._read(i) for i in indices]
-            x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+            images = self._map([int(i) for i in idx])
+            x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
         if self.sample_weight is None:
             return {"x": x}, self.y[idx]
         return {"x": x, "sample_weight": self.sample_weight[idx]}, self.y[idx]

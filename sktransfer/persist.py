@@ -375,12 +375,15 @@ def _restore(est, fitted: dict, state: dict, tensors: dict) -> None:
             network = builder._build_network(inputs, policy, device)
             _load_state(network, state)
             amp_dtype = resolve_amp(est.mixed_precision, device)
-            net = est._make_net(network, policy, 0, device, amp_dtype, None)
+            recipe = est._training_recipe(network, policy)
+            net = est._make_net(network, policy, 0, device, amp_dtype, None, recipe)
             net.initialize()
             net.history = History(fitted["history"])
             net.head_only = bool(fitted["feature_cache_used_"])
             est.net_ = net
             est.freeze_policy_ = policy
+            est.training_recipe_ = recipe
+            est.stages_ = []
             est.feature_cache_used_ = bool(fitted["feature_cache_used_"])
             est.history_ = _history_frame(net.history)
     est.backbone_digest_ = fitted["backbone_digest_"]

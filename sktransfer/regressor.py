@@ -68,7 +68,8 @@ class TransferRegressor(RegressorMixin, _TransferEstimatorBase):
     backbone, weights, freeze, head, backbone_kwargs, optimizer, lr, backbone_lr_mult, \
 lr_schedule, warmup, layer_decay, weight_decay, l2sp, max_epochs, batch_size, \
 validation_fraction, early_stopping, input_shape, image_size, augment, cache_features, \
-cache_dir, mixed_precision, compile, device, num_workers, callbacks, warm_start, tta, \
+cache_dir, mixed_precision, compile, device, num_workers, n_threads, callbacks, \
+warm_start, tta, \
 random_state, verbose
         As for :class:`~sktransfer.TransferClassifier` (the validation hold-out is a
         plain random split, not stratified). MixUp, CutMix and label smoothing are
@@ -146,6 +147,7 @@ random_state, verbose
         compile: bool = False,
         device: str = "auto",
         num_workers: int = 4,
+        n_threads: int | str | None = "auto",
         callbacks: Sequence | None = None,
         warm_start: bool = False,
         tta: bool = False,
@@ -162,7 +164,8 @@ random_state, verbose
             input_shape=input_shape, image_size=image_size, augment=augment,
             cache_features=cache_features, cache_dir=cache_dir,
             mixed_precision=mixed_precision, compile=compile, device=device,
-            num_workers=num_workers, callbacks=callbacks, warm_start=warm_start, tta=tta,
+            num_workers=num_workers, n_threads=n_threads, callbacks=callbacks,
+            warm_start=warm_start, tta=tta,
             random_state=random_state, verbose=verbose,
         )
 

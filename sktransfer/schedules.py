@@ -254,8 +254,8 @@ def resolve_recipe(params: dict, fine_tuning: bool) -> dict:
     --------
     >>> from sktransfer.schedules import resolve_recipe
     >>> resolve_recipe({"optimizer": "auto", "lr_schedule": "auto", "warmup": "auto",
-    ...                 "layer_decay": 0.8}, fine_tuning=True)["lr_schedule"]
-    'cosine'
+    ...                 "layer_decay": 0.8}, fine_tuning=True)
+    {'optimizer': 'adam', 'lr_schedule': 'constant', 'warmup': 0.0, 'layer_decay': 0.8}
     """
     defaults = FINETUNE_RECIPE if fine_tuning else PLAIN_RECIPE
     return {key: defaults[key] if isinstance(value, str) and value == "auto" else value

@@ -46,17 +46,17 @@ def test_last_k_counts_layers_from_the_output(source_cnn, tiny_images):
     exported = source_cnn.export_backbone()
     clf = TransferClassifier(exported, freeze="last:2", max_epochs=2, lr=0.05,
                              random_state=0).fit(X, y)
-    # the top fully connected layer of the cnn (body.11) and the head train
-    assert _trainable(clf) == {"backbone.body.11.weight", "backbone.body.11.bias",
-                               "head.0.weight", "head.0.bias"}
+    # the top fully connected layer of the cnn (its embedding) and the head train
+    assert _trainable(clf) == {"backbone.body.embedding.weight",
+                               "backbone.body.embedding.bias", "head.0.weight", "head.0.bias"}
     changed = _changed(exported.state_dict, clf)
-    assert changed == {"body.11.weight", "body.11.bias"}
+    assert changed == {"body.embedding.weight", "body.embedding.bias"}
     clf3 = TransferClassifier(exported, freeze="last:3", max_epochs=2, lr=0.05,
                               random_state=0).fit(X, y)
-    # conv + its BatchNorm count as one layer; that BatchNorm now trains
-    assert "backbone.body.5.weight" in _trainable(clf3)
-    assert "backbone.body.4.weight" in _trainable(clf3)
-    assert "backbone.body.0.weight" not in _trainable(clf3)
+    # the last residual conv + its BatchNorm count as one layer; that BatchNorm now trains
+    assert "backbone.body.stage2.residual.0.weight" in _trainable(clf3)
+    assert "backbone.body.stage2.residual.1.weight" in _trainable(clf3)
+    assert "backbone.body.stem.0.weight" not in _trainable(clf3)
 
 
 def test_frozen_batchnorm_stays_in_eval_mode_through_skorch(source_cnn, tiny_images):
@@ -137,9 +137,9 @@ def test_train_batchnorm_false_keeps_pretrained_statistics(source_cnn, tiny_imag
     clf = TransferClassifier(exported, freeze=policy, max_epochs=3, lr=0.05,
                              random_state=0).fit(X, y)
     changed = _changed(exported.state_dict, clf)
-    bn_keys = {k for k in exported.state_dict if k.startswith(("body.1.", "body.5."))}
+    bn_keys = {k for k in exported.state_dict if ".norm." in k or k.startswith("body.stem.1.")}
     assert bn_keys and not (changed & bn_keys)  # BN weights and running stats untouched
-    assert "body.0.weight" in changed  # the convolutions did train
+    assert "body.stem.0.weight" in changed  # the convolutions did train
     network = clf.net_.module_
     network.train(True)
     assert not any(m.training for m in network.backbone.modules()

@@ -49,7 +49,7 @@ def test_schedule_rejects_unknown_kind():
 # ---------------------------------------------------------------- layer groups
 @pytest.mark.parametrize("name,kwargs,n_groups", [
     ("mlp", {"input_shape": (5,), "hidden": (8, 8, 4)}, 3),
-    ("cnn", {"input_shape": (3, 32, 32)}, 4),
+    ("cnn", {"input_shape": (3, 32, 32)}, 7),  # stem, 3 x (conv, residual)
     ("resnet18", {}, 9),
 ])
 def test_backbones_declare_layer_groups_covering_every_parameter(name, kwargs, n_groups):

@@ -29,6 +29,7 @@ from matplotlib.ticker import MaxNLocator
 from .results import (
     COMPACT_METRICS,
     ComparisonResult,
+    _same,
     display_frame,
     format_table,
     json_clean,
@@ -154,10 +155,6 @@ def _curves(result, model: str, target: Any) -> pd.DataFrame | None:
     if "unfrozen" in part:
         out["unfrozen"] = part.groupby("epoch")["unfrozen"].any()
     return out
-
-
-def _same(column: pd.Series, value: Any) -> pd.Series:
-    return column.isna() if value is None else column == value
 
 
 #: Where a band of mean ± std is clipped: losses are >= 0, accuracies in [0, 1].

@@ -124,6 +124,9 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         ],
         "compile": ["boolean"],
         "device": [str, torch.device],
+        # an accelerate.Accelerator (duck-typed: accelerate is an optional extra)
+        "accelerator": [None, StrOptions({"auto"}),
+                        HasMethods(["prepare_model", "backward", "autocast"])],
         "num_workers": [Interval(Integral, 0, None, closed="left")],
         "n_threads": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), None],
         "callbacks": [None, list, tuple],
@@ -196,6 +199,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         mixed_precision: bool | str = "auto",
         compile: bool = False,
         device: str = "auto",
+        accelerator: Any = None,
         num_workers: int = 4,
         n_threads: int | str | None = "auto",
         callbacks: Sequence | None = None,
@@ -229,6 +233,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.mixed_precision = mixed_precision
         self.compile = compile
         self.device = device
+        self.accelerator = accelerator
         self.num_workers = num_workers
         self.n_threads = n_threads
         self.callbacks = callbacks
@@ -243,6 +248,10 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         from .registry import _registrations_for
 
         state = dict(super().__getstate__())
+        if self.accelerator is not None and not isinstance(self.accelerator, str):
+            # an Accelerator is this launch's handle on its processes, not part of the
+            # model: a pickled estimator builds one from wherever it is loaded
+            state["accelerator"] = "auto"
         registrations = _registrations_for(self.backbone, getattr(self, "freeze", None))
         if registrations:
             state["_sktransfer_registrations"] = registrations
@@ -329,6 +338,51 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                     f"callbacks entries must be skorch.callbacks.Callback instances or "
                     f"(name, callback) pairs, got {cb!r}"
                 )
+
+    # -- distributed fits (accelerator=) --------------------------------------------------
+    def _make_accelerator(self):
+        """The ``Accelerator`` of this fit, or None; device and precision checked against it.
+
+        Accelerate places the network and runs mixed precision, so ``device`` and
+        ``mixed_precision`` may only say the same as the accelerator (or ``"auto"``).
+        """
+        if self.accelerator is None:
+            return None
+        from ._distributed import check_accelerate_installed, make_accelerator
+
+        check_accelerate_installed()
+        acc = make_accelerator(self.accelerator)
+        if self.device != "auto" and torch.device(self.device) != torch.device(acc.device):
+            raise ValueError(
+                f"device={self.device!r} but the accelerator runs this process on "
+                f"{acc.device}: with accelerator= leave device='auto' (Accelerate gives "
+                "each process its device)"
+            )
+        mp = self.mixed_precision
+        if mp != "auto":
+            names = {"bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16"}
+            theirs = str(getattr(acc, "mixed_precision", "no"))
+            same = (theirs == "no") if mp is False else (
+                theirs != "no" if mp is True else names.get(mp) == theirs)
+            if not same:
+                raise ValueError(
+                    f"mixed_precision={mp!r} but the accelerator's mixed precision is "
+                    f"{theirs!r}: with accelerator= it is the accelerator's setting; pass "
+                    "Accelerator(mixed_precision='bf16' / 'fp16' / 'no') and leave "
+                    "mixed_precision='auto'"
+                )
+        return acc
+
+    def _main_process(self) -> bool:
+        """Whether this process writes progress (the main one of a distributed fit)."""
+        acc = self.accelerator
+        if acc is None:
+            return True
+        if isinstance(acc, str):
+            from accelerate import PartialState
+
+            return bool(PartialState().is_main_process)
+        return bool(acc.is_main_process)
 
     def _resolved_validation_fraction(self, partial: bool) -> float | None:
         """The hold-out of this fit: the parameter, else 0.1 when early stopping asks.
@@ -480,7 +534,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             subset = Inputs(inputs.kind, inputs.data[indices], inputs.sample_shape)
             dataset = self._dataset(subset, backbone.image_size, device=device)
             return _run_batches(backbone, backbone.forward_features, dataset, self.batch_size,
-                                device, amp_dtype, progress=self.verbose >= 1)
+                                device, amp_dtype,
+                                progress=self.verbose >= 1 and self._main_process())
 
         cache = get_cache()
         before = cache.hits
@@ -526,7 +581,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         """The ``callbacks`` parameter, deep-copied: fitting never mutates the parameter."""
         return copy.deepcopy(list(self.callbacks or ()))
 
-    def _callbacks(self, policy, validation: bool, recipe: dict) -> list:
+    def _callbacks(self, policy, validation: bool, recipe: dict, main: bool = True) -> list:
         callbacks: list = [("finite_loss", _FiniteLoss()), *self._task_callbacks()]
         schedule = make_schedule(recipe["lr_schedule"], float(recipe["warmup"]))
         if schedule is not None:
@@ -536,16 +591,29 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             callbacks.append(("early_stopping", _PausableEarlyStopping(
                 monitor=monitor, patience=int(self.early_stopping), load_best=True)))
         callbacks += [(f"freeze_{i}", cb) for i, cb in enumerate(policy.callbacks())]
-        if self.verbose >= 2:
+        if self.verbose >= 2 and main:  # one progress bar, the main process's
             callbacks.append(("progress", ProgressBar()))
         return callbacks + self._user_callbacks()
 
     def _make_net(self, network, policy, seed: int, device: str, amp_dtype,
-                  fraction: float | None, recipe: dict):
+                  fraction: float | None, recipe: dict, accelerator=None):
         optimizer, opt_kwargs = self._optimizer_args(policy, network, recipe)
+        net_class, distributed = self._net_class, {}
+        if accelerator is not None:
+            from skorch.utils import noop
+
+            from ._distributed import accelerated_net_class
+
+            net_class = accelerated_net_class(net_class)
+            distributed = {
+                "accelerator": accelerator,
+                "callbacks__print_log__sink": print if accelerator.is_main_process else noop,
+                "iterator_train__num_shards": int(accelerator.num_processes),
+                "iterator_train__shard": int(accelerator.process_index),
+            }
         generator = torch.Generator().manual_seed(seed)
         split = HoldOut(fraction, seed, stratify=self._stratify) if fraction else None
-        return self._net_class(
+        return net_class(
             module=network,
             criterion=self._criterion(),
             optimizer=optimizer,
@@ -561,7 +629,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             iterator_valid__pin_memory=device.startswith("cuda"),
             iterator_valid__batch_size=inference_batch_size(
                 network.backbone.kind, int(self.batch_size), device),
-            callbacks=self._callbacks(policy, validation=split is not None, recipe=recipe),
+            callbacks=self._callbacks(policy, validation=split is not None, recipe=recipe,
+                                      main=accelerator is None or accelerator.is_main_process),
             device=device,
             verbose=int(self.verbose >= 1),
             amp_dtype=amp_dtype,
@@ -570,6 +639,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             **({"l2sp": float(self.l2sp)} if self.l2sp else {}),
             **self._loss_net_kwargs(network),
             **{f"optimizer__{k}": v for k, v in opt_kwargs.items()},
+            **distributed,
         )
 
     # -- fit -------------------------------------------------------------------------------
@@ -610,9 +680,17 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                         "validation_fraction that suits the data, or early_stopping=None"
                     ) from None
                 raise
-        device = resolve_device(self.device)
-        amp_dtype = resolve_amp(self.mixed_precision, device)
+        accelerator = self._make_accelerator()
+        if accelerator is None:
+            device = resolve_device(self.device)
+            amp_dtype = resolve_amp(self.mixed_precision, device)
+        else:  # Accelerate places the network and runs mixed precision
+            device, amp_dtype = str(accelerator.device), None
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        if accelerator is not None:
+            from ._distributed import broadcast_seed
+
+            seed = broadcast_seed(accelerator, seed)  # one split and shuffle for all
         release_device_memory(device)
 
         cuda_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
@@ -622,6 +700,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             if continuing:
                 self._sync_device()
                 net, policy = self.net_, self.freeze_policy_
+                self._attach_accelerator(net, accelerator)
                 network = net.module_
                 recipe = self.training_recipe_
             else:
@@ -633,7 +712,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 network = self._build_network(inputs, policy, device)
                 recipe = self._training_recipe(network, policy)
                 net = self._make_net(network, policy, seed, device, amp_dtype, fraction,
-                                     recipe)
+                                     recipe, accelerator)
             use_threads(self.n_threads, network)
             y_t = torch.as_tensor(y_enc)
             stages_ = []
@@ -770,7 +849,22 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self._sync_device()
         return inputs
 
+    def _attach_accelerator(self, net, accelerator) -> None:
+        """A continued fit trains the fitted net with this fit's accelerator."""
+        accelerated = hasattr(net, "_wrap_module")
+        if accelerated != (accelerator is not None):
+            was = "with" if accelerated else "without"
+            raise ValueError(
+                f"warm_start/partial_fit continue the fitted net, trained {was} an "
+                f"accelerator, but accelerator={self.accelerator!r} now; set it back, or "
+                "warm_start=False to fit a new network"
+            )
+        if accelerator is not None:
+            net.accelerator = accelerator
+
     def _sync_device(self) -> None:
+        if self.accelerator is not None and self.device == "auto":
+            return  # the accelerator placed the network on this process's device
         device = resolve_device(self.device)
         if str(self.net_.device) != device:
             self.net_.device = device

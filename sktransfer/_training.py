@@ -80,6 +80,12 @@ class WeightedNet(NeuralNetClassifier):
 
     def initialize(self):
         super().initialize()
+        return self._initialize_extras()
+
+    def _initialize_extras(self):
+        """What this net adds to skorch's initialisation: the gradient scaler, L2-SP's
+        reference weights (also run by the accelerated nets, whose ``initialize`` is
+        skorch's ``AccelerateMixin``'s)."""
         use_scaler = self.amp_dtype == torch.float16 and str(self.device).startswith("cuda")
         self.grad_scaler_ = torch.amp.GradScaler("cuda") if use_scaler else None
         self.l2sp_reference_ = None
@@ -277,8 +283,12 @@ class TrainAccuracy(Callback):
             self.seen_ += len(y_true)
 
     def on_epoch_end(self, net, **kwargs):
-        if self.seen_:
-            net.history.record("train_acc", float(self.correct_) / self.seen_)
+        correct, seen = self.correct_, self.seen_
+        reduce = getattr(net, "sum_over_processes", None)
+        if reduce is not None:  # a distributed fit: every process saw its own batches
+            correct, seen = reduce([float(correct), float(seen)])
+        if seen:
+            net.history.record("train_acc", float(correct) / seen)
 
 
 def resolve_device(device: str) -> str:

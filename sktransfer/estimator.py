@@ -137,7 +137,19 @@ default=False
         Compile the network with ``torch.compile`` (worth it for long GPU runs).
     device : str, default="auto"
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"`` or ``"cuda:1"``. Can be
-        changed after fitting with ``set_params(device="cpu")``.
+        changed after fitting with ``set_params(device="cpu")``. With an ``accelerator``
+        the device is the accelerator's (leave ``"auto"``).
+    accelerator : None, "auto" or accelerate.Accelerator, default=None
+        Spread one fit over the processes (GPUs, or CPU processes) of a launch with
+        Hugging Face Accelerate (``pip install "sktransfer[accelerate]"``; see
+        :ref:`scaling`): start the script with ``accelerate launch`` or ``torchrun``
+        and pass ``Accelerator(...)`` or ``"auto"`` (one built from the launch). Each
+        process trains on its share of every epoch's batches, so ``batch_size`` is per
+        process; validation and predictions run in full on every process, which all end
+        with the same model. Mixed precision is then the accelerator's
+        (``Accelerator(mixed_precision="bf16")``): leave ``mixed_precision="auto"``.
+        ``clone`` keeps the same accelerator; a pickled estimator stores ``"auto"``
+        and :func:`sktransfer.save` stores None (a plain model).
     num_workers : int, default=4
         Threads decoding image files when ``X`` holds paths.
     n_threads : "auto", int or None, default="auto"
@@ -254,6 +266,7 @@ default=False
         mixed_precision: bool | str = "auto",
         compile: bool = False,
         device: str = "auto",
+        accelerator: Any = None,
         num_workers: int = 4,
         n_threads: int | str | None = "auto",
         callbacks: Sequence | None = None,
@@ -272,7 +285,8 @@ default=False
             input_shape=input_shape, image_size=image_size, augment=augment,
             cache_features=cache_features, cache_dir=cache_dir,
             mixed_precision=mixed_precision, compile=compile, device=device,
-            num_workers=num_workers, n_threads=n_threads, callbacks=callbacks,
+            accelerator=accelerator, num_workers=num_workers, n_threads=n_threads,
+            callbacks=callbacks,
             warm_start=warm_start, tta=tta,
             random_state=random_state, verbose=verbose,
         )

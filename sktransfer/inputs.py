@@ -339,15 +339,28 @@ class BatchLoader:
     ``benchmarks/bench_training_loop.py``). This loader is a drop-in ``iterator_train`` /
     ``iterator_valid`` for skorch: same batches, no per-sample work. It understands the
     ``torch.utils.data.Subset`` that skorch's validation split produces.
+
+    ``num_shards > 1`` splits each epoch between processes of one distributed fit
+    (:mod:`sktransfer._distributed`): every process draws the same permutation (their
+    generators are seeded alike) and process ``shard`` takes batches ``shard``,
+    ``shard + num_shards``, ... of it, so each indexes (and decodes) only its own rows. All
+    processes take ``ceil(n_batches / num_shards)`` batches, the last ones wrapping round
+    to the epoch's first batches as needed: gradient all-reduces need every process to
+    step the same number of times (Accelerate's ``even_batches`` does the same).
     """
 
     def __init__(self, dataset, batch_size: int = 128, shuffle: bool = False,
-                 generator: torch.Generator | None = None, pin_memory: bool = False, **_):
+                 generator: torch.Generator | None = None, pin_memory: bool = False,
+                 num_shards: int = 1, shard: int = 0, **_):
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.generator = generator
         self.pin_memory = pin_memory
+        self.num_shards = int(num_shards)
+        self.shard = int(shard)
+        if not 0 <= self.shard < self.num_shards:
+            raise ValueError(f"shard={shard} must be in [0, num_shards={num_shards})")
 
     def _base_and_indices(self):
         dataset, indices = self.dataset, None
@@ -360,13 +373,21 @@ class BatchLoader:
         return dataset, indices
 
     def __len__(self) -> int:
-        return (len(self.dataset) + self.batch_size - 1) // self.batch_size
+        n_batches = (len(self.dataset) + self.batch_size - 1) // self.batch_size
+        return -(-n_batches // self.num_shards)
+
+    def _starts(self, n: int) -> range | list[int]:
+        starts = range(0, n, self.batch_size)
+        if self.num_shards == 1 or not starts:
+            return starts
+        picks = range(self.shard, len(self) * self.num_shards, self.num_shards)
+        return [starts[k % len(starts)] for k in picks]
 
     def __iter__(self):
         base, indices = self._base_and_indices()
         if self.shuffle:
             indices = indices[torch.randperm(len(indices), generator=self.generator)]
-        for start in range(0, len(indices), self.batch_size):
+        for start in self._starts(len(indices)):
             batch = base[indices[start:start + self.batch_size]]
             if self.pin_memory:
                 batch = _pin(batch)

@@ -114,6 +114,10 @@ def _encode_param(name: str, value: Any, tensors: dict) -> Any:
                 "cannot name it safely; pickle the estimator instead"
             )
         return {"torch_optimizer": value.__name__}
+    if name == "accelerator":
+        # the launch's handle on its processes is no part of the model: the file holds a
+        # plain model, which load() rebuilds without starting any distributed state
+        return None
     if name == "cache_dir" and hasattr(value, "location"):
         return {"path": os.fspath(value.location)}
     if name == "random_state" and isinstance(value, np.random.RandomState):

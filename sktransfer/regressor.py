@@ -68,8 +68,8 @@ class TransferRegressor(RegressorMixin, _TransferEstimatorBase):
     backbone, weights, freeze, head, backbone_kwargs, optimizer, lr, backbone_lr_mult, \
 lr_schedule, warmup, layer_decay, weight_decay, l2sp, max_epochs, batch_size, \
 validation_fraction, early_stopping, input_shape, image_size, augment, cache_features, \
-cache_dir, mixed_precision, compile, device, num_workers, n_threads, callbacks, \
-warm_start, tta, \
+cache_dir, mixed_precision, compile, device, accelerator, num_workers, n_threads, \
+callbacks, warm_start, tta, \
 random_state, verbose
         As for :class:`~sktransfer.TransferClassifier` (the validation hold-out is a
         plain random split, not stratified). MixUp, CutMix and label smoothing are
@@ -146,6 +146,7 @@ random_state, verbose
         mixed_precision: bool | str = "auto",
         compile: bool = False,
         device: str = "auto",
+        accelerator: Any = None,
         num_workers: int = 4,
         n_threads: int | str | None = "auto",
         callbacks: Sequence | None = None,
@@ -164,7 +165,8 @@ random_state, verbose
             input_shape=input_shape, image_size=image_size, augment=augment,
             cache_features=cache_features, cache_dir=cache_dir,
             mixed_precision=mixed_precision, compile=compile, device=device,
-            num_workers=num_workers, n_threads=n_threads, callbacks=callbacks,
+            accelerator=accelerator, num_workers=num_workers, n_threads=n_threads,
+            callbacks=callbacks,
             warm_start=warm_start, tta=tta,
             random_state=random_state, verbose=verbose,
         )

@@ -137,8 +137,10 @@ def _batches_per_epoch(net, X, y) -> int:
     if X is not None and net.train_split is not None:
         train, _ = net.train_split(X, y)
         n = len(train)
-    batch_size = net.get_params_for("iterator_train").get("batch_size", net.batch_size)
-    return max(1, math.ceil(n / int(batch_size)))
+    params = net.get_params_for("iterator_train")
+    batches = math.ceil(n / int(params.get("batch_size", net.batch_size)))
+    # a distributed fit: each process steps through its share of the batches
+    return max(1, math.ceil(batches / int(params.get("num_shards", 1))))
 
 
 def make_schedule(kind: str | None, warmup: float = 0.0) -> BatchLRSchedule | None:

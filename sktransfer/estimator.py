@@ -142,7 +142,7 @@ default=False
     accelerator : None, "auto" or accelerate.Accelerator, default=None
         Spread one fit over the processes (GPUs, or CPU processes) of a launch with
         Hugging Face Accelerate (``pip install "sktransfer[accelerate]"``; see
-        :ref:`scaling`): start the script with ``accelerate launch`` or ``torchrun``
+        :ref:`scaling_accelerate`): start the script with ``accelerate launch`` or ``torchrun``
         and pass ``Accelerator(...)`` or ``"auto"`` (one built from the launch). Each
         process trains on its share of every epoch's batches, so ``batch_size`` is per
         process; validation and predictions run in full on every process, which all end

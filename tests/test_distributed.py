@@ -197,3 +197,17 @@ def test_saved_file_holds_a_plain_model(tmp_path):
     assert loaded.accelerator is None
     assert type(loaded.net_).__name__ == "WeightedNet"
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+
+
+def test_grid_search_with_an_accelerator():
+    """clone keeps the accelerator; each candidate's fit leaves nothing prepared behind."""
+    accelerate = _accelerate()
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = _data(160)
+    acc = accelerate.Accelerator(cpu=True)
+    grid = GridSearchCV(TransferClassifier("mlp", accelerator=acc, **KW),
+                        {"lr": [1e-3, 1e-2]}, cv=2).fit(X, y)
+    assert grid.best_estimator_.accelerator is acc
+    assert grid.best_score_ > 0.7
+    assert not acc._models and not acc._optimizers

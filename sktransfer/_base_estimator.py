@@ -248,7 +248,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         from .registry import _registrations_for
 
         state = dict(super().__getstate__())
-        if self.accelerator is not None and not isinstance(self.accelerator, str):
+        accelerator = getattr(self, "accelerator", None)  # PretrainedEncoder has none
+        if accelerator is not None and not isinstance(accelerator, str):
             # an Accelerator is this launch's handle on its processes, not part of the
             # model: a pickled estimator builds one from wherever it is loaded
             state["accelerator"] = "auto"
@@ -346,7 +347,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         Accelerate places the network and runs mixed precision, so ``device`` and
         ``mixed_precision`` may only say the same as the accelerator (or ``"auto"``).
         """
-        if self.accelerator is None:
+        if getattr(self, "accelerator", None) is None:
             return None
         from ._distributed import check_accelerate_installed, make_accelerator
 
@@ -375,7 +376,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     def _main_process(self) -> bool:
         """Whether this process writes progress (the main one of a distributed fit)."""
-        acc = self.accelerator
+        acc = getattr(self, "accelerator", None)  # PretrainedEncoder has none
         if acc is None:
             return True
         if isinstance(acc, str):
@@ -863,7 +864,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             net.accelerator = accelerator
 
     def _sync_device(self) -> None:
-        if self.accelerator is not None and self.device == "auto":
+        if getattr(self, "accelerator", None) is not None and self.device == "auto":
             return  # the accelerator placed the network on this process's device
         device = resolve_device(self.device)
         if str(self.net_.device) != device:

@@ -71,6 +71,7 @@ from .inputs import (
     BatchLoader,
     ImagePathDataset,
     Inputs,
+    SeededGenerator,
     to_inputs,
 )
 from .network import TransferNetwork, make_head
@@ -543,7 +544,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     def _make_net(self, network, policy, seed: int, device: str, amp_dtype,
                   fraction: float | None, recipe: dict):
         optimizer, opt_kwargs = self._optimizer_args(policy, network, recipe)
-        generator = torch.Generator().manual_seed(seed)
+        generator = SeededGenerator(seed)
         split = HoldOut(fraction, seed, stratify=self._stratify) if fraction else None
         return self._net_class(
             module=network,

@@ -15,7 +15,6 @@ are training-time objects: they are not saved, and :func:`save` says so.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import warnings
@@ -28,8 +27,10 @@ import pandas as pd
 import torch
 from sklearn.base import clone
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import HasMethods, validate_params
 from skorch.history import History
 
+from ._io import atomic_write
 from .backbones.exported import ExportedBackbone
 from .freeze import FreezePolicy
 from .inputs import Inputs
@@ -172,6 +173,10 @@ def _decode_param(value: Any, tensors: dict) -> Any:
 
 
 # ---------------------------------------------------------------------------------- save
+@validate_params(
+    {"estimator": [HasMethods(["fit", "get_params"])], "path": [str, os.PathLike]},
+    prefer_skip_nested_validation=True,
+)
 def save(estimator, path: str | os.PathLike) -> Path:
     """Write a fitted estimator to ``path`` as data only (tensors + JSON), no pickle.
 
@@ -226,15 +231,9 @@ def save(estimator, path: str | os.PathLike) -> Path:
     module = estimator.backbone_ if name == "PretrainedEncoder" else estimator.net_.module_
     for key, tensor in module.state_dict().items():
         tensors[f"module.{key}"] = tensor.detach().cpu()
-    buffer = io.BytesIO()
-    torch.save({"json": json.dumps(doc, allow_nan=True), "tensors": tensors}, buffer)
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path) as f:
+        torch.save({"json": json.dumps(doc, allow_nan=True), "tensors": tensors}, f)
     return path
 
 
@@ -285,6 +284,7 @@ def _fitted_attributes(est, tensors: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------- load
+@validate_params({"path": [str, os.PathLike]}, prefer_skip_nested_validation=True)
 def load(path: str | os.PathLike):
     """Read an estimator written by :func:`save` (weights-only: no code runs).
 

@@ -377,6 +377,11 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             raise ValueError("sample_weight is zero for every sample; nothing to train on")
         if np.all(w == w[0]):
             return None  # the weighted mean is the plain mean
+        # The loss is sum(w * l) / sum(w): scaling every weight changes nothing, so scale
+        # them to a largest weight of 1 in float64 first. Otherwise weights beyond float32's
+        # range become inf (a NaN loss), and uniformly tiny ones (1e-20) fall below the
+        # loss's guard against a zero sum and silently stop training.
+        w = w / w.max()
         return torch.as_tensor(w, dtype=torch.float32)
 
     def _dataset(self, inputs: Inputs, image_size=None, y=None, sample_weight=None,

@@ -18,9 +18,10 @@ Keys are contents, not object identities:
   files, of the file's content (not its name, size or modification time, which can stay
   the same while the picture changes).
 
-What is read back is checked before it is used: an entry on disk that cannot be read, is
-empty, has another shape or dtype than the backbone's embeddings, or holds a non-finite
-number is recomputed (with a warning) and rewritten. A cache directory that cannot be
+What is read back is checked before it is used: an entry on disk that is a symbolic link
+(entries are plain files), cannot be read, is empty, has another shape or dtype than the
+backbone's embeddings, or holds a non-finite number is recomputed (with a warning) and
+rewritten. A cache directory that cannot be
 written falls back to memory with one warning, before anything is computed: a cache is an
 optimisation and never makes ``fit`` or ``predict`` fail.
 
@@ -325,6 +326,8 @@ class _DiskStore:
         """(array, None), (None, None) when absent, or (None, what was wrong)."""
         path = self.path(key)
         try:
+            if path.is_symlink():  # entries are only ever plain files: not ours
+                return None, "symbolic links"
             if not path.is_file():
                 return None, None
             if path.stat().st_size == 0:

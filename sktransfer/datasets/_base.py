@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Iterable, Sequence
@@ -92,7 +93,12 @@ def _resolve_data_home(data_home: str | os.PathLike | None = None) -> Path:
     """Like :func:`get_data_home` but never creates anything (for read-only use)."""
     if data_home is None:
         data_home = os.environ.get(DATA_HOME_ENV) or os.path.join("~", "sktransfer_data")
-    return Path(os.path.expanduser(os.fspath(data_home)))
+    path = Path(os.path.expanduser(os.fspath(data_home)))
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"the data home {path} is a file, not a folder: pass "
+            f"data_home=<a folder> (or set ${DATA_HOME_ENV} to one)")
+    return path
 
 
 def _dataset_dirs(dataset: str, data_home: str | os.PathLike | None) -> list[Path]:

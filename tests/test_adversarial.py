@@ -39,6 +39,15 @@ def test_sample_weight_scale_does_not_change_the_fit(data, scale):
     np.testing.assert_allclose(got, ref, atol=1e-5)
 
 
+@pytest.mark.parametrize("scale", [1e-30, 1e39])
+def test_class_weight_scale_does_not_change_the_fit(data, scale):
+    # before: 1e39 diverged (NaN loss, "lower lr"); 1e-30 trained another, stalled model
+    X, y = data
+    ref = TransferClassifier(**FAST, class_weight={0: 2, 1: 1}).fit(X, y).predict_proba(X)
+    got = TransferClassifier(**FAST, class_weight={0: 2 * scale, 1: scale}).fit(X, y)
+    np.testing.assert_allclose(got.predict_proba(X), ref, atol=1e-5)
+
+
 def test_regressor_sample_weight_beyond_float32_trains(data):
     X, y = data
     w = np.where(np.arange(40) == 3, 1e39, 1.0)

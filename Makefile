@@ -15,11 +15,13 @@ ifneq ($(shell $(PY) -c '$(PY_OK)' >/dev/null 2>&1 && echo ok),ok)
   $(shell rm -f $(STAMP))
 endif
 
-.PHONY: help demo test lint docs bench gallery-figures clean
+.PHONY: help demo test test-min lint docs bench gallery-figures clean
 
 help:  ## list the targets
 	@echo "make demo             create .venv (first time), run the gas drift demo (offline, ~1 min)"
 	@echo "make test             create .venv (first time), run ruff and the test suite"
+	@echo "make test-min         the same in a fresh .venv-min with every dependency at its"
+	@echo "                      lower bound (.ci/min-versions.txt): the bounds are true"
 	@echo "make lint             ruff on the whole repository"
 	@echo "make docs             Sphinx site with the example gallery, in docs/_build/html"
 	@echo "make bench            benchmarks; JSON in benchmarks/results/"
@@ -50,6 +52,9 @@ demo: $(STAMP)  ## the gas drift demo on the embedded data
 test: $(STAMP)  ## ruff and the test suite
 	$(VENV)/bin/ruff check sktransfer tests examples benchmarks
 	$(PY) -m pytest -q
+
+test-min:  ## ruff and the test suite at the minimum supported versions
+	PYTHON=$(PYTHON) TORCH_INDEX=$(TORCH_INDEX) bash .ci/run-min -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -71,6 +71,7 @@ from .inputs import (
     BatchLoader,
     ImagePathDataset,
     Inputs,
+    SeededGenerator,
     to_inputs,
 )
 from .network import TransferNetwork, make_head
@@ -431,6 +432,11 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             raise ValueError("sample_weight is zero for every sample; nothing to train on")
         if np.all(w == w[0]):
             return None  # the weighted mean is the plain mean
+        # The loss is sum(w * l) / sum(w): scaling every weight changes nothing, so scale
+        # them to a largest weight of 1 in float64 first. Otherwise weights beyond float32's
+        # range become inf (a NaN loss), and uniformly tiny ones (1e-20) fall below the
+        # loss's guard against a zero sum and silently stop training.
+        w = w / w.max()
         return torch.as_tensor(w, dtype=torch.float32)
 
     def _dataset(self, inputs: Inputs, image_size=None, y=None, sample_weight=None,
@@ -612,7 +618,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 "iterator_train__num_shards": int(accelerator.num_processes),
                 "iterator_train__shard": int(accelerator.process_index),
             }
-        generator = torch.Generator().manual_seed(seed)
+        generator = SeededGenerator(seed)
         split = HoldOut(fraction, seed, stratify=self._stratify) if fraction else None
         return net_class(
             module=network,

@@ -15,6 +15,7 @@ or the network needs, so each is done (and tested) once:
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import http.client
@@ -154,8 +155,19 @@ def atomic_write(
     if mode not in ("wb", "w"):
         raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}.")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    if path.is_dir():
+        raise IsADirectoryError(
+            errno.EISDIR, f"cannot write {path}: it is a folder; give a file name inside it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as exc:  # name the file asked for, not the temporary one
+        blocker = next((a for a in path.parents if a.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise NotADirectoryError(
+                errno.ENOTDIR, f"cannot write {path}: {blocker} is a file, not a folder"
+            ) from exc
+        raise type(exc)(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
         if mode == "w":
             f = os.fdopen(fd, "w", encoding=encoding or "utf-8", newline="")

@@ -18,9 +18,10 @@ Keys are contents, not object identities:
   files, of the file's content (not its name, size or modification time, which can stay
   the same while the picture changes).
 
-What is read back is checked before it is used: an entry on disk that cannot be read, is
-empty, has another shape or dtype than the backbone's embeddings, or holds a non-finite
-number is recomputed (with a warning) and rewritten. A cache directory that cannot be
+What is read back is checked before it is used: an entry on disk that is a symbolic link
+(entries are plain files), cannot be read, is empty, has another shape or dtype than the
+backbone's embeddings, or holds a non-finite number is recomputed (with a warning) and
+rewritten. A cache directory that cannot be
 written falls back to memory with one warning, before anything is computed: a cache is an
 optimisation and never makes ``fit`` or ``predict`` fail.
 
@@ -32,7 +33,6 @@ a directory on disk that outlives the process.
 
 from __future__ import annotations
 
-import contextlib
 import dis
 import hashlib
 import json
@@ -48,6 +48,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from ._io import atomic_write
 
 logger = logging.getLogger("sktransfer")
 
@@ -324,6 +326,8 @@ class _DiskStore:
         """(array, None), (None, None) when absent, or (None, what was wrong)."""
         path = self.path(key)
         try:
+            if path.is_symlink():  # entries are only ever plain files: not ours
+                return None, "symbolic links"
             if not path.is_file():
                 return None, None
             if path.stat().st_size == 0:
@@ -375,35 +379,16 @@ class _DiskStore:
             fmt_path = self.folder / _FORMAT_FILE
             if not fmt_path.is_file():
                 info = {"dtype": str(_numpy_dtype(dtype)), "shape": list(shape)}
-                _atomic_write(fmt_path, json.dumps(info).encode())
+                with atomic_write(fmt_path, "w") as f:
+                    f.write(json.dumps(info))
             for key, value in entries.items():
                 row = torch.frombuffer(bytearray(value), dtype=dtype).reshape(shape)
                 array = row.to(torch.float32).numpy() if dtype == torch.bfloat16 else row.numpy()
-                _atomic_save(self.path(key), array)
+                with atomic_write(self.path(key)) as f:
+                    np.save(f, array, allow_pickle=False)
         except OSError as exc:  # a full disk, a folder made read-only meanwhile...
             self.writable = False
             self._fallback(exc)
-
-
-# Until sktransfer._io's shared atomic-write helper lands, the cache keeps its own.
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    import io
-
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    _atomic_write(path, buffer.getvalue())
 
 
 _CACHE = FeatureCache()

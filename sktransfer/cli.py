@@ -75,6 +75,15 @@ def _batch(text: str) -> int:
     return value
 
 
+def _sha256(text: str) -> str:
+    value = text.strip().lower()
+    if value != "unverified" and not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise argparse.ArgumentTypeError(
+            f"expected the 64 hex digits of a SHA-256 (as `sha256sum FILE` prints them) or "
+            f"'unverified', got {text!r}")
+    return value
+
+
 def _gas_task(text: str) -> str:
     from .experiments import parse_gas_task
 
@@ -215,6 +224,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="labelled/scored splits per target batch (default: 5)")
     gas.add_argument("--source-epochs", type=_positive_int, default=None,
                      help="pretraining epochs (default: 40)")
+    gas.add_argument("--archive-sha256", type=_sha256, default=None, metavar="HEX",
+                     help="with --download of batches 7-10: the SHA-256 of the UCI zip "
+                          "(`sha256sum` of a copy you trust), or 'unverified'; no "
+                          "checksum of it is published, so the download needs one")
     gas.set_defaults(strategy_names="gas")
 
     cifar = experiments.add_parser(
@@ -334,6 +347,7 @@ def _load_gas(args):
         sources.append(f"embedded gas drift batches {_join(embedded)} (load_gas_drift)")
     if later:
         parts.append(fetch_gas_drift(later, data_home=args.data_home, download=args.download,
+                                     archive_sha256=args.archive_sha256,
                                      verbose=int(not args.quiet)))
         home = str(args.data_home) if args.data_home is not None else "default"
         sources.append(f"batches {_join(later)} from fetch_gas_drift(data_home={home!r})")
@@ -370,6 +384,8 @@ _OPTION_NAMES: tuple[tuple[str, str], ...] = (
     (r"\bdownload=False\b", "no --download"),
     (r"\bdata_home=", "--data-home "),
     (r"\bdata_home\b", "--data-home"),
+    (r"\barchive_sha256=", "--archive-sha256 "),
+    (r"\barchive_sha256\b", "--archive-sha256"),
     (r"\bimage_size=", "--image-size "),
     (r"\bbackbone=", "--backbone "),
 )

@@ -13,6 +13,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import check_cv
 from sklearn.utils import _safe_indexing
+from sklearn.utils._param_validation import validate_params
 from sklearn.utils.metaestimators import available_if
 
 from .freeze import STRATEGY_FREEZE, strategy_for_policy
@@ -325,6 +327,25 @@ def _splits(X, y, cv, groups, test, classifier: bool = True):
         yield (i, _safe_indexing(X, train), y[train], _safe_indexing(X, held), y[held])
 
 
+@validate_params(
+    {
+        "estimators": [Mapping],
+        "X": "no_validation",  # tables, image arrays, paths, DataFrames: checked per model
+        "y": ["array-like"],
+        "cv": ["cv_object"],
+        "scoring": [str, list, tuple, Mapping, None],
+        "groups": ["array-like", None],
+        "test": [tuple, None],
+        "strategies": [Mapping, None],
+        "target": [str, None],
+        "class_names": ["array-like", Mapping, None],
+        "n_jobs": [Integral, None],
+        "progress": ["boolean"],
+        "experiment": [str],
+        "settings": [Mapping, None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def compare(
     estimators: Mapping[str, Any],
     X: Any,

@@ -331,6 +331,25 @@ class ImagePathDataset(torch.utils.data.Dataset):
         return {"x": x, "sample_weight": self.sample_weight[idx]}, self.y[idx]
 
 
+class SeededGenerator:
+    """A seeded ``torch.Generator`` that pickles and deep-copies with its state.
+
+    The shuffling generator is a parameter of the skorch net, so it travels with a
+    pickled (or ``copy.deepcopy``-ed) estimator; ``torch.Generator`` itself cannot be
+    pickled before torch 2.3, and sktransfer supports older releases.
+    """
+
+    def __init__(self, seed: int):
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def __getstate__(self) -> dict:
+        return {"state": self.generator.get_state()}
+
+    def __setstate__(self, state: dict) -> None:
+        self.generator = torch.Generator()
+        self.generator.set_state(state["state"])
+
+
 class BatchLoader:
     """Yield batches by indexing the dataset with index tensors.
 
@@ -350,8 +369,8 @@ class BatchLoader:
     """
 
     def __init__(self, dataset, batch_size: int = 128, shuffle: bool = False,
-                 generator: torch.Generator | None = None, pin_memory: bool = False,
-                 num_shards: int = 1, shard: int = 0, **_):
+                 generator: torch.Generator | SeededGenerator | None = None,
+                 pin_memory: bool = False, num_shards: int = 1, shard: int = 0, **_):
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
@@ -386,7 +405,10 @@ class BatchLoader:
     def __iter__(self):
         base, indices = self._base_and_indices()
         if self.shuffle:
-            indices = indices[torch.randperm(len(indices), generator=self.generator)]
+            generator = self.generator
+            if isinstance(generator, SeededGenerator):
+                generator = generator.generator
+            indices = indices[torch.randperm(len(indices), generator=generator)]
         for start in self._starts(len(indices)):
             batch = base[indices[start:start + self.batch_size]]
             if self.pin_memory:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.utils._param_validation import HasMethods, Interval, validate_params
 from skorch.callbacks import Callback
 
 
@@ -152,6 +154,20 @@ def _suggest(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:
     return steepest, lr_min
 
 
+@validate_params(
+    {
+        "estimator": [HasMethods(["fit", "get_params", "set_params"])],
+        "X": "no_validation",  # whatever the estimator's fit takes
+        "y": ["array-like"],
+        "start_lr": [Interval(Real, 0, None, closed="neither")],
+        "end_lr": [Interval(Real, 0, None, closed="neither")],
+        "num_iter": [Interval(Integral, 3, None, closed="left")],
+        "smooth": [Interval(Real, 0, 1, closed="right")],
+        "diverge": [Interval(Real, 1, None, closed="neither")],
+        "sample_weight": ["array-like", None],
+    },
+    prefer_skip_nested_validation=True,
+)
 def lr_find(estimator, X, y, *, start_lr: float = 1e-7, end_lr: float = 10.0,
             num_iter: int = 100, smooth: float = 0.05, diverge: float = 4.0,
             sample_weight=None) -> LRFinderResult:
@@ -197,7 +213,7 @@ def lr_find(estimator, X, y, *, start_lr: float = 1e-7, end_lr: float = 10.0,
     >>> 1e-7 <= result.suggestion <= 10
     True
     """
-    if not 0 < start_lr < end_lr:
+    if not (0 < start_lr < end_lr and math.isfinite(end_lr)):
         raise ValueError(f"need 0 < start_lr < end_lr, got start_lr={start_lr!r}, "
                          f"end_lr={end_lr!r}")
     if int(num_iter) < 3:

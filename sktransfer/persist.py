@@ -15,7 +15,6 @@ are training-time objects: they are not saved, and :func:`save` says so.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import warnings
@@ -28,8 +27,10 @@ import pandas as pd
 import torch
 from sklearn.base import clone
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import HasMethods, validate_params
 from skorch.history import History
 
+from ._io import atomic_write
 from .backbones.exported import ExportedBackbone
 from .freeze import FreezePolicy
 from .inputs import Inputs
@@ -37,7 +38,8 @@ from .inputs import Inputs
 __all__ = ["load", "save"]
 
 FORMAT = "sktransfer-estimator"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the payload carries a SHA-256 of its JSON and tensors
+_REQUIRED = ("class", "params", "fitted")
 
 
 def _version() -> str:
@@ -176,6 +178,10 @@ def _decode_param(value: Any, tensors: dict) -> Any:
 
 
 # ---------------------------------------------------------------------------------- save
+@validate_params(
+    {"estimator": [HasMethods(["fit", "get_params"])], "path": [str, os.PathLike]},
+    prefer_skip_nested_validation=True,
+)
 def save(estimator, path: str | os.PathLike) -> Path:
     """Write a fitted estimator to ``path`` as data only (tensors + JSON), no pickle.
 
@@ -230,16 +236,32 @@ def save(estimator, path: str | os.PathLike) -> Path:
     module = estimator.backbone_ if name == "PretrainedEncoder" else estimator.net_.module_
     for key, tensor in module.state_dict().items():
         tensors[f"module.{key}"] = tensor.detach().cpu()
-    buffer = io.BytesIO()
-    torch.save({"json": json.dumps(doc, allow_nan=True), "tensors": tensors}, buffer)
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = json.dumps(doc, allow_nan=True)
+    with atomic_write(path) as f:
+        torch.save({"json": text, "tensors": tensors, "sha256": _digest(text, tensors)}, f)
     return path
+
+
+def _digest(text: str, tensors: dict) -> str:
+    """SHA-256 of the JSON and of every tensor (name, dtype, shape, bytes).
+
+    torch's zip container does not check its CRCs when reading, so without this a flipped
+    byte in a weight loads silently as another weight.
+    """
+    import hashlib
+
+    h = hashlib.sha256(text.encode("utf-8"))
+    for name in sorted(tensors):
+        value = tensors[name]
+        h.update(f"\0{name}\0".encode())
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            h.update(repr(value).encode())
+    return h.hexdigest()
 
 
 def _array(values: np.ndarray) -> dict:
@@ -289,6 +311,7 @@ def _fitted_attributes(est, tensors: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------- load
+@validate_params({"path": [str, os.PathLike]}, prefer_skip_nested_validation=True)
 def load(path: str | os.PathLike):
     """Read an estimator written by :func:`save` (weights-only: no code runs).
 
@@ -317,26 +340,58 @@ def load(path: str | os.PathLike):
             f"damaged ({type(exc).__name__}: {exc}); files are read weights-only, so pickled "
             "objects are refused"
         ) from exc
+    not_ours = f"{path} is not an sktransfer model file written by sktransfer.save()"
     if not isinstance(payload, dict) or not isinstance(payload.get("json"), str):
-        raise ValueError(f"{path} is not an sktransfer model file written by sktransfer.save()")
-    doc = json.loads(payload["json"])
+        raise ValueError(not_ours)
     tensors = payload.get("tensors", {})
-    if doc.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an sktransfer model file written by sktransfer.save()")
-    if doc.get("format_version", 0) > FORMAT_VERSION:
+    try:
+        doc = json.loads(payload["json"])
+    except ValueError as exc:
+        raise ValueError(f"{path} is damaged: its JSON part does not parse ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or not isinstance(tensors, dict):
+        raise ValueError(not_ours)
+    version = doc.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ValueError(
             f"{path} was written by a newer sktransfer ({doc.get('sktransfer_version')}, "
-            f"format {doc['format_version']}); upgrade sktransfer to read it"
+            f"format {version}); upgrade sktransfer to read it"
         )
+    if version >= 2 and payload.get("sha256") != _digest(payload["json"], tensors):
+        raise ValueError(
+            f"{path} is damaged: its content does not match the SHA-256 written with it "
+            "(a changed byte: a bad disk, an incomplete copy or an edit). Save the model again."
+        )
+    missing = [k for k in _REQUIRED if k not in doc]
+    if missing:
+        raise ValueError(f"{path} is damaged or incomplete: it has no {', '.join(missing)}")
     classes = _classes()
     if doc["class"] not in classes:
         raise ValueError(f"{path} holds an unknown estimator class {doc['class']!r}")
+    bad = [k for k, v in tensors.items()
+           if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(
+            f"{path} holds non-finite weights ({', '.join(bad[:3])}"
+            f"{' ...' if len(bad) > 3 else ''}); a fitted model never has them, so the file "
+            "is damaged"
+        )
     cls = classes[doc["class"]]
-    params = {k: _decode_param(v, tensors) for k, v in doc["params"].items()}
-    est = cls(**params)
-    fitted = doc["fitted"]
-    state = {k[len("module."):]: v for k, v in tensors.items() if k.startswith("module.")}
-    _restore(est, fitted, state, tensors)
+    try:
+        params = {k: _decode_param(v, tensors) for k, v in doc["params"].items()}
+        est = cls(**params)
+        est._validate_params()  # a bad value names its parameter
+        fitted = doc["fitted"]
+        state = {k[len("module."):]: v for k, v in tensors.items() if k.startswith("module.")}
+        _restore(est, fitted, state, tensors)
+    except ValueError as exc:  # InvalidParameterError included: it names the parameter
+        if str(path) in str(exc):
+            raise
+        raise ValueError(f"cannot load {path}: {exc}") from exc
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(
+            f"{path} is damaged or was written by an incompatible sktransfer: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     return est
 
 

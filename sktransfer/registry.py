@@ -26,6 +26,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from sklearn.utils._param_validation import validate_params
 from torch import nn
 
 from .backbones._base import Backbone
@@ -124,6 +125,8 @@ def available_freeze_policies() -> list[str]:
     return sorted({**_policy_entry_points(), **_runtime_policies})
 
 
+@validate_params({"name": [str], "factory": [callable, None]},
+                 prefer_skip_nested_validation=True)
 def register_backbone(name: str, factory: Callable[..., Backbone] | None = None):
     """Register a backbone factory under ``name`` for this Python session.
 
@@ -163,6 +166,8 @@ def register_backbone(name: str, factory: Callable[..., Backbone] | None = None)
     return factory
 
 
+@validate_params({"name": [str], "policy_class": [type, None]},
+                 prefer_skip_nested_validation=True)
 def register_freeze_policy(name: str, policy_class: type | None = None):
     """Register a freeze policy class under ``name`` for this Python session.
 

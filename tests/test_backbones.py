@@ -1,5 +1,6 @@
 """Backbone families: pretrained weights, their preprocessing, and the errors when absent."""
 
+import hashlib
 import os
 import sys
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 import torchvision
 
+import sktransfer.backbones.torchvision as tv_family
 from sktransfer import TransferClassifier
 from sktransfer.registry import create_backbone
 
@@ -37,12 +39,41 @@ def torch_home(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_torchvision_weights_load_from_torch_home(torch_home, tiny_images):
+class _Renamed:
+    """A torchvision weights member whose file has another name (another hash prefix)."""
+
+    def __init__(self, member, url):
+        self._member, self.url = member, url
+
+    def __getattr__(self, name):
+        return getattr(self._member, name)
+
+    def __str__(self):
+        return str(self._member)
+
+
+def _install_checkpoint(torch_home, monkeypatch, weights, state_dict, prefix=None):
+    """Write ``state_dict`` into the hub cache as the file of ``weights``, named with the
+    real SHA-256 prefix of what was written (or ``prefix``), as torchvision names files."""
+    folder = torch_home / "hub" / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "tmp.bin"
+    torch.save(state_dict, tmp)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    stem = weights.url.rsplit("/", 1)[-1].rsplit("-", 1)[0]
+    path = folder / f"{stem}-{prefix or digest[:8]}.pth"
+    tmp.rename(path)
+    renamed = _Renamed(weights, f"https://example.invalid/models/{path.name}")
+    real = tv_family._weights_member
+    monkeypatch.setattr(tv_family, "_weights_member",
+                        lambda name, w: renamed if real(name, w) is weights else real(name, w))
+    return path
+
+
+def test_torchvision_weights_load_from_torch_home(torch_home, tiny_images, monkeypatch):
     weights = torchvision.models.ResNet18_Weights.DEFAULT
     reference = torchvision.models.resnet18()
-    folder = torch_home / "hub" / "checkpoints"
-    folder.mkdir(parents=True)
-    torch.save(reference.state_dict(), folder / weights.url.rsplit("/", 1)[-1])
+    _install_checkpoint(torch_home, monkeypatch, weights, reference.state_dict())
     backbone = create_backbone("resnet18", weights="imagenet")
     torch.testing.assert_close(backbone.body.conv1.weight, reference.conv1.weight)
     assert backbone.image_size == (224, 224)
@@ -50,6 +81,42 @@ def test_torchvision_weights_load_from_torch_home(torch_home, tiny_images):
     clf = TransferClassifier("resnet18", weights="imagenet", freeze="backbone", image_size=32,
                              max_epochs=1, random_state=0).fit(X, y)
     assert clf.transform(X).shape == (len(X), 512)
+
+
+def test_hub_checkpoint_whose_hash_prefix_does_not_match_is_refused(torch_home, monkeypatch):
+    weights = torchvision.models.ResNet18_Weights.DEFAULT
+    state = torchvision.models.resnet18().state_dict()
+    path = _install_checkpoint(torch_home, monkeypatch, weights, state, prefix="0badc0de")
+    loaded = []
+    monkeypatch.setattr(tv_family, "load_state_dict_file", lambda p: loaded.append(p))
+    with pytest.raises(ValueError, match=rf"checkpoint {path} does not match the hash in its "
+                                         r"name: .*the name says 0badc0de.*delete it"):
+        create_backbone("resnet18", weights="imagenet")
+    assert not loaded  # refused before torch.load reads it
+
+
+def test_hub_checkpoint_changed_after_a_check_is_checked_again(torch_home, monkeypatch):
+    weights = torchvision.models.ResNet18_Weights.DEFAULT
+    reference = torchvision.models.resnet18()
+    path = _install_checkpoint(torch_home, monkeypatch, weights, reference.state_dict())
+    create_backbone("resnet18", weights="imagenet")  # verified, remembered
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte, as a damaged disk or copy would give
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(1, 1))
+    with pytest.raises(ValueError, match="does not match the hash in its name"):
+        create_backbone("resnet18", weights="imagenet")
+
+
+def test_check_hub_hash_follows_torch_hub_names(tmp_path):
+    content = b"not really weights"
+    digest = hashlib.sha256(content).hexdigest()
+    for name in (f"net-{digest[:8]}.pth", f"net_v2-{digest[:10]}.pt", "plain.pth"):
+        (tmp_path / name).write_bytes(content)
+        tv_family.check_hub_hash(tmp_path / name)  # matching prefix, or none to check
+    (tmp_path / "net-deadbeef.pth").write_bytes(content)
+    with pytest.raises(ValueError, match="net-deadbeef.pth"):
+        tv_family.check_hub_hash(tmp_path / "net-deadbeef.pth")
 
 
 def test_torchvision_weights_absent_offline_names_file_and_folder(torch_home, monkeypatch):
@@ -124,12 +191,11 @@ def test_inception_v3_trains_at_224_pixels():
     _train_step(create_backbone("inception_v3", init_weights=False), 224)
 
 
-def test_googlenet_imagenet_weights_load_without_the_aux_classifiers(torch_home):
+def test_googlenet_imagenet_weights_load_without_the_aux_classifiers(torch_home,
+                                                                    monkeypatch):
     weights = torchvision.models.GoogLeNet_Weights.DEFAULT
     reference = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False)
-    folder = torch_home / "hub" / "checkpoints"
-    folder.mkdir(parents=True)
-    torch.save(reference.state_dict(), folder / weights.url.rsplit("/", 1)[-1])
+    _install_checkpoint(torch_home, monkeypatch, weights, reference.state_dict())
     backbone = create_backbone("googlenet", weights="imagenet")
     torch.testing.assert_close(backbone.body.conv1.conv.weight, reference.conv1.conv.weight)
     assert backbone.body.transform_input and backbone.body.aux1 is None

@@ -45,6 +45,9 @@ SHARED_DATA = _shared_data()
         (["demo", "--data-home", "x"], "unrecognized arguments"),
         (["compare", "gas", "--seed", "-5"], "argument --seed: expected a whole number"),
         (["demo", "--seed", "x"], "argument --seed"),
+        (["compare", "gas", "--archive-sha256", "abc"],
+         "argument --archive-sha256: expected the 64 hex digits of a SHA-256"),
+        (["compare", "cifar", "--archive-sha256", "0" * 64], "unrecognized arguments"),
     ],
 )
 def test_argument_errors_exit_with_status_2(argv, message, capsys):
@@ -64,6 +67,46 @@ def test_missing_gas_batches_are_one_clear_line(tmp_path, capsys):
     assert len(err) == 1
     assert err[0].startswith("sktransfer: error: Gas drift batch files not found")
     assert "Traceback" not in err[0]
+
+
+def test_gas_download_without_archive_sha256_says_how_to_get_it(tmp_path, capsys,
+                                                                monkeypatch):
+    import sktransfer.datasets._gas as gas_module
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("nothing may be downloaded without a checksum")
+
+    monkeypatch.setattr(gas_module, "download", no_download)
+    code = main(["compare", "gas", "--data-home", str(tmp_path), "--download",
+                 "--source-batches", "1", "--target-batches", "7", "--quiet",
+                 "--out", str(tmp_path / "out")])
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sktransfer: error:") and "\n" not in err
+    assert "sha256sum gas+sensor+array+drift+dataset.zip" in err
+    assert "--archive-sha256 '<64 hex digits>'" in err
+    assert "archive_sha256" not in err  # the flag's name, not the keyword's
+    assert not (tmp_path / "gas_drift").exists()
+
+
+def test_gas_archive_sha256_reaches_the_download(tmp_path, capsys, monkeypatch):
+    import sktransfer.datasets._gas as gas_module
+    from sktransfer._io import DownloadError
+
+    seen = []
+
+    def offline(url, dest, *, sha256=None, verbose=1):
+        seen.append(sha256)
+        raise DownloadError(f"cannot reach {url}", url)
+
+    monkeypatch.setattr(gas_module, "download", offline)
+    digest = "AB" * 32
+    code = main(["compare", "gas", "--data-home", str(tmp_path), "--download",
+                 "--archive-sha256", digest, "--source-batches", "1", "--target-batches",
+                 "7", "--quiet", "--out", str(tmp_path / "out")])
+    assert code == 1
+    assert seen == [digest.lower()]
+    assert "cannot reach" in capsys.readouterr().err
 
 
 def test_missing_monkeys_data_is_one_clear_line(tmp_path, capsys):

@@ -3,6 +3,13 @@
 Pretrained weights load through torchvision's own cache, ``$TORCH_HOME/hub/checkpoints/``
 (``torch.hub.get_dir()``), always with ``weights_only=True``. Where the file is absent a
 download is tried; offline, the error names the file and the folder to put it in.
+
+torchvision names each file after the first hex digits of its SHA-256
+(``resnet18-f37072fd.pth``), and ``torch.hub.load_state_dict_from_url(check_hash=True)``
+checks them, but only while downloading: a file already in the cache is used as it is.
+sktransfer checks the prefix every time it reads a cached file (each file is hashed once
+per process while its size and mtime are unchanged), so a corrupt, truncated or replaced
+checkpoint is an error naming the file, never silently other weights.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .._io import sha256_file
 from ._base import Backbone, BackboneInfo, ImagePreprocess, sequential_layer_groups
 from ._weights import is_pretrained_request, load_state_dict_file, load_weights_into
 
@@ -64,13 +72,67 @@ def _weights_member(name: str, weights: str):
     return member
 
 
+#: (path, size, mtime) -> hash prefix already verified in this process
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+
+
+def check_hub_hash(path: str | os.PathLike) -> None:
+    """Check a torch hub checkpoint against the SHA-256 prefix in its file name.
+
+    The rule of ``torch.hub.load_state_dict_from_url(check_hash=True)``: the hex digits
+    after the last ``-`` before the suffix (``torch.hub.HASH_REGEX``) must start the
+    file's SHA-256. A name without such digits is not checked.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The checkpoint, e.g. ``$TORCH_HOME/hub/checkpoints/resnet18-f37072fd.pth``.
+
+    Raises
+    ------
+    ValueError
+        If the digest does not start with the prefix; the message names the file.
+
+    Examples
+    --------
+    >>> import hashlib, os, tempfile
+    >>> from sktransfer.backbones.torchvision import check_hub_hash
+    >>> folder = tempfile.mkdtemp()
+    >>> prefix = hashlib.sha256(b"weights").hexdigest()[:8]
+    >>> path = os.path.join(folder, f"net-{prefix}.pth")
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(b"weights")
+    >>> check_hub_hash(path)  # no error: the name matches the content
+    """
+    path = Path(path)
+    match = torch.hub.HASH_REGEX.search(path.name)
+    prefix = match.group(1) if match else ""
+    if not prefix:
+        return
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if _VERIFIED.get(key) == prefix:
+        return
+    digest = sha256_file(path)
+    if not digest.startswith(prefix):
+        raise ValueError(
+            f"the checkpoint {path} does not match the hash in its name: its SHA-256 starts "
+            f"with {digest[:len(prefix)]}, the name says {prefix} (the rule of torch.hub's "
+            "check_hash=True). The file is corrupt, truncated or not the published one: "
+            "delete it to download it again, or pass weights=<path to a state dict> to use "
+            "other weights on purpose."
+        )
+    _VERIFIED[key] = prefix
+
+
 def _pretrained_state_dict(name: str, member):
     path = checkpoint_path(member)
     if not path.is_file():
         old = socket.getdefaulttimeout()
         socket.setdefaulttimeout(_DOWNLOAD_TIMEOUT_S)
         try:
-            torch.hub.load_state_dict_from_url(member.url, progress=True, weights_only=True)
+            torch.hub.load_state_dict_from_url(member.url, progress=True, check_hash=True,
+                                               weights_only=True)
         except Exception as exc:
             raise FileNotFoundError(
                 f"pretrained weights for {name} ({member}) are not in torchvision's cache and "
@@ -80,6 +142,7 @@ def _pretrained_state_dict(name: str, member):
             ) from exc
         finally:
             socket.setdefaulttimeout(old)
+    check_hub_hash(path)
     return load_state_dict_file(path), str(path)
 
 

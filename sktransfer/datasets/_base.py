@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from collections.abc import Iterable, Sequence
 from importlib import resources
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
+from sklearn.utils._param_validation import Interval, validate_params
 
 __all__ = ["get_data_home", "clear_data_home"]
 
@@ -23,7 +26,16 @@ DATASET_DIRS = {
     "monkeys": ("10-monkey-species", "monkeys"),
 }
 
+# Constraints shared by the loaders' ``validate_params`` (a wrong type or value raises
+# sklearn's InvalidParameterError naming the parameter; the values allowed for ``batches``
+# are checked by ``_normalize_ints``, whose message says which batches exist).
+PATH = [str, os.PathLike]
+DATA_HOME = [str, os.PathLike, None]
+BATCHES = [Integral, "array-like"]
+IMAGE_SIZE = [Interval(Integral, 1, None, closed="left"), tuple, None]
 
+
+@validate_params({"data_home": DATA_HOME}, prefer_skip_nested_validation=True)
 def get_data_home(data_home: str | os.PathLike | None = None) -> str:
     """Return the path of the sktransfer data directory.
 
@@ -55,6 +67,7 @@ def get_data_home(data_home: str | os.PathLike | None = None) -> str:
     return str(path)
 
 
+@validate_params({"data_home": DATA_HOME}, prefer_skip_nested_validation=True)
 def clear_data_home(data_home: str | os.PathLike | None = None) -> None:
     """Delete all the content of the data home.
 
@@ -80,7 +93,12 @@ def _resolve_data_home(data_home: str | os.PathLike | None = None) -> Path:
     """Like :func:`get_data_home` but never creates anything (for read-only use)."""
     if data_home is None:
         data_home = os.environ.get(DATA_HOME_ENV) or os.path.join("~", "sktransfer_data")
-    return Path(os.path.expanduser(os.fspath(data_home)))
+    path = Path(os.path.expanduser(os.fspath(data_home)))
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"the data home {path} is a file, not a folder: pass "
+            f"data_home=<a folder> (or set ${DATA_HOME_ENV} to one)")
+    return path
 
 
 def _dataset_dirs(dataset: str, data_home: str | os.PathLike | None) -> list[Path]:

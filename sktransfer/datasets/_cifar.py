@@ -16,14 +16,16 @@ import warnings
 import zipfile
 import zlib
 from collections.abc import Iterable, Sequence
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 from .._image_io import _is_image_file
 from .._io import DownloadError, atomic_write, download, safe_extract, sha256_file
-from ._base import _check_subset, _load_descr, _resolve_data_home
+from ._base import DATA_HOME, _check_subset, _load_descr, _resolve_data_home
 from ._image_folder import _decode_many, _list_images
 
 __all__ = ["CIFAR10_CLASSES", "fetch_cifar10", "split_classes"]
@@ -56,6 +58,18 @@ CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
 
 
+@validate_params(
+    {
+        "subset": [StrOptions(set(_PICKLE_FILES))],
+        "data_home": DATA_HOME,
+        "download": ["boolean"],
+        "max_per_class": [Interval(Integral, 1, None, closed="left"), None],
+        "return_X_y": ["boolean"],
+        "cache": ["boolean"],
+        "verbose": ["verbose"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def fetch_cifar10(
     subset: str = "train",
     *,
@@ -208,6 +222,11 @@ def fetch_cifar10(
     )
 
 
+@validate_params(
+    {"X": ["array-like"], "y": ["array-like"], "classes": ["array-like"],
+     "relabel": ["boolean"]},
+    prefer_skip_nested_validation=True,
+)
 def split_classes(
     X, y, classes: Iterable, *, relabel: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:

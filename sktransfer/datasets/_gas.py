@@ -15,9 +15,12 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import load_svmlight_file
 from sklearn.utils import Bunch
+from sklearn.utils._param_validation import validate_params
 
 from .._io import DownloadError, _check_sha256, atomic_write, download, safe_extract, sha256_file
 from ._base import (
+    BATCHES,
+    DATA_HOME,
     _canonical_dataset_dir,
     _dataset_dirs,
     _load_descr,
@@ -89,6 +92,10 @@ _BATCH_FILE = re.compile(r"batch(\d+)\.dat", re.IGNORECASE)
 # Public API
 
 
+@validate_params(
+    {"batches": [*BATCHES, None], "return_X_y": ["boolean"]},
+    prefer_skip_nested_validation=True,
+)
 def load_gas_drift(
     batches: int | Iterable[int] | None = None, *, return_X_y: bool = False
 ) -> Bunch | tuple[np.ndarray, np.ndarray]:
@@ -112,7 +119,7 @@ def load_gas_drift(
 
     Parameters
     ----------
-    batches : int or iterable of int, default=None
+    batches : int or array-like of int, default=None
         Which batches (1 to 6) to return. None returns all six. Rows are ordered by
         batch number, then as in the original files.
 
@@ -175,6 +182,17 @@ def load_gas_drift(
     return _make_bunch(X, y, batch)
 
 
+@validate_params(
+    {
+        "batches": [*BATCHES, None],
+        "data_home": DATA_HOME,
+        "download": ["boolean"],
+        "archive_sha256": [str, None],
+        "return_X_y": ["boolean"],
+        "verbose": ["verbose"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def fetch_gas_drift(
     batches: int | Iterable[int] | None = None,
     *,
@@ -209,7 +227,7 @@ def fetch_gas_drift(
 
     Parameters
     ----------
-    batches : int or iterable of int, default=None
+    batches : int or array-like of int, default=None
         Which batches (1 to 10) to return. None returns all ten. Rows are ordered
         by batch number, then as in the original files.
 
@@ -308,6 +326,11 @@ def fetch_gas_drift(
     return _make_bunch(X, y, batch)
 
 
+@validate_params(
+    # gas: _gas_index's message lists every valid name and number
+    {"y": ["array-like"], "gas": "no_validation"},
+    prefer_skip_nested_validation=True,
+)
 def make_gas_binary(y: np.ndarray, gas: str | int) -> np.ndarray:
     """Binary targets for "gas X present vs not" (the imbalanced seed task).
 
@@ -357,6 +380,16 @@ def make_gas_binary(y: np.ndarray, gas: str | int) -> np.ndarray:
     return (y == index).astype(np.int64)
 
 
+@validate_params(
+    {
+        "X": ["array-like"],
+        "y": ["array-like"],
+        "batch": ["array-like"],
+        "source_batches": BATCHES,
+        "target_batches": BATCHES,
+    },
+    prefer_skip_nested_validation=True,
+)
 def split_gas_batches(
     X: np.ndarray,
     y: np.ndarray,
@@ -377,10 +410,10 @@ def split_gas_batches(
     batch : array-like of shape (n_samples,)
         The batch of each row (``Bunch.batch``).
 
-    source_batches : int or iterable of int
+    source_batches : int or array-like of int
         The batches pooled into the source (training) domain.
 
-    target_batches : int or iterable of int
+    target_batches : int or array-like of int
         The batches kept apart, one target domain each.
 
     Returns
@@ -623,8 +656,10 @@ def _expected_zip_sha256(archive_sha256: str | None, target: Path) -> str | None
     if archive_sha256 is None:
         raise ValueError(
             f"The missing gas drift batches would be downloaded from {UCI_URL}, but "
-            "sktransfer has no pinned SHA-256 checksum for that archive, so it refuses to "
-            "use it unverified. Either: download it yourself, check it, and pass its digest "
+            "sktransfer has no pinned SHA-256 checksum for that archive (UCI publishes "
+            "none), so it refuses to use it unverified. Either: download the zip yourself "
+            "from a source you trust, compute its digest (`sha256sum "
+            "gas+sensor+array+drift+dataset.zip`, or hashlib.sha256 in Python) and pass it "
             "as archive_sha256='<64 hex digits>'; or pass archive_sha256='unverified' to "
             "accept it without a checksum (batch1.dat ... batch6.dat inside are still "
             "verified against pinned checksums, batch7.dat ... batch10.dat only for their "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
+from sklearn.utils._param_validation import validate_params
 from tqdm.auto import tqdm
 
 from .._image_io import (
@@ -19,13 +20,23 @@ from .._image_io import (
     _decode_image,
     _is_image_file,
 )
-from ._base import _load_descr, _paths_array
+from ._base import IMAGE_SIZE, PATH, _load_descr, _paths_array
 
 __all__ = ["load_image_folder"]
 
 _MAX_WORKERS = 4
 
 
+@validate_params(
+    {
+        "path": PATH,
+        "image_size": IMAGE_SIZE,
+        "as_paths": ["boolean", None],
+        "return_X_y": ["boolean"],
+        "verbose": ["verbose"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def load_image_folder(
     path: str | os.PathLike,
     *,

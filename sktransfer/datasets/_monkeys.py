@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.utils import Bunch
+from sklearn.utils._param_validation import StrOptions, validate_params
 
 from .._image_io import ImageSize
-from ._base import _check_subset, _dataset_dirs, _load_descr
+from ._base import DATA_HOME, IMAGE_SIZE, _check_subset, _dataset_dirs, _load_descr
 from ._image_folder import _list_images, _load_images
 
 __all__ = ["fetch_monkeys"]
@@ -38,6 +39,18 @@ _DEFAULT_LABELS = (
 _CLASS_DIR = re.compile(r"n(\d)")
 
 
+@validate_params(
+    {
+        "subset": [StrOptions({"training", "validation"})],
+        "data_home": DATA_HOME,
+        "download": ["boolean"],
+        "image_size": IMAGE_SIZE,
+        "as_paths": ["boolean", None],
+        "return_X_y": ["boolean"],
+        "verbose": ["verbose"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def fetch_monkeys(
     subset: str = "training",
     *,

@@ -35,6 +35,16 @@ def test_recipes_cover_every_strategy_and_train_a_with_the_short_schedule():
     assert all("max_epochs" in r for r in B_RECIPES.values())
 
 
+def test_scratch_gets_the_augmentation_flips_and_budget_of_the_transferred_models():
+    # an honest comparison: transfer must not win by starving the scratch model
+    scratch = B_RECIPES["scratch"]
+    for name, recipe in B_RECIPES.items():
+        assert recipe.get("tta", False) == scratch.get("tta", False), name
+        assert scratch["max_epochs"] >= recipe["max_epochs"], name
+        if recipe.get("augment"):
+            assert scratch.get("augment") == recipe["augment"], name
+
+
 def test_task_a_is_scored_on_held_out_rows_and_b_on_unseen_ones(fake_cifar):
     res = run_cifar(None, **TINY)
     s = res.settings

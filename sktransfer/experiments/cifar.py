@@ -1,15 +1,31 @@
 """CIFAR-10 A/B: a small CNN trained on 8 classes (A), transferred to the other 2 (B).
 
-The recipes are fixed here, found once on held-out training images (see
-``benchmarks/bench_cifar.py``) and the same for every split:
+The recipes are fixed here, the same for every split. Task B's were chosen on a
+validation pool of B training images that the reported score never uses
+(``benchmarks/bench_cifar_b_variants.py``, 5 draws of 100 images; every variant tried and
+its score are in ``benchmarks/results/cifar_b_variants.json``):
 
 - task A trains the residual ``"cnn"`` with SGD, a one-cycle learning rate (Smith & Topin
   2019, super-convergence), label smoothing 0.2 (Szegedy et al. 2016), random flips and
   crops of the reflect-padded image (He et al. 2016) and weight decay 5e-4, the short
-  CIFAR schedule of airbench (Jordan 2024), sized to about 10 CPU minutes;
-- task B's models share augmentation and schedule shape; scratch trains longer at a larger
-  rate, transferred models train their trainable part at a small rate, so they start
-  from the A weights and stay near them.
+  CIFAR schedule of airbench (Jordan 2024), 12 epochs: 87.1% on held-out A images in
+  about 7 CPU minutes on one core (10 epochs gave 86.0%). Without label smoothing
+  (Kornblith et al. 2021 find it hurts linear transfer on ImageNet) A scored 85.4%
+  instead of 86.0% and the head-only B model 0.930 instead of 0.939
+  (``benchmarks/results/cifar_a_variants.json``), so it stays;
+- every B model predicts with test-time flips (``tta=True``): airplanes and horses are
+  mirror-symmetric, and averaging each image with its mirror image added 0.2-0.4 points
+  to every transferred model on the validation pool;
+- the transferred models train their trainable part at a small rate so they stay near
+  the A weights: ``last-2`` (head and last residual convolution, the best) for 60 epochs
+  at lr 0.005 (0.940 on validation, against 0.931 for the earlier 30 epochs at 0.01);
+  ``fine-tune`` (all layers) for 60 epochs. What did not help there: L2-SP toward the A
+  weights (Li et al. 2018), layer-wise rate decay 0.6, BatchNorm kept frozen, a third
+  trainable layer, LP-FT (``gradual``, Kumar et al. 2022: on par with ``last-2``, not
+  above it), augmenting the head-only model's images;
+- scratch gets the same augmentation and test-time flips, and a longer schedule at a
+  larger rate (160 epochs, which gained it 3 points over 80): the comparison is not won
+  by starving it.
 """
 
 from __future__ import annotations
@@ -43,15 +59,15 @@ A_RECIPE: dict[str, Any] = {
 B_RECIPES: dict[str, dict[str, Any]] = {
     "scratch": {"optimizer": "sgd", "lr": 0.05, "lr_schedule": "onecycle", "warmup": 0.2,
                 "weight_decay": 5e-4, "label_smoothing": 0.1, "augment": "flip_crop",
-                "batch_size": 32, "max_epochs": 80},
+                "batch_size": 32, "max_epochs": 160, "tta": True},
     "last-1": {"optimizer": "adamw", "lr": 1e-2, "lr_schedule": "cosine", "warmup": 0.0,
-               "weight_decay": 1e-2, "batch_size": 32, "max_epochs": 60},
-    "last-2": {"optimizer": "sgd", "lr": 0.01, "lr_schedule": "onecycle", "warmup": 0.2,
+               "weight_decay": 1e-2, "batch_size": 32, "max_epochs": 60, "tta": True},
+    "last-2": {"optimizer": "sgd", "lr": 0.005, "lr_schedule": "onecycle", "warmup": 0.2,
                "weight_decay": 5e-4, "label_smoothing": 0.1, "augment": "flip_crop",
-               "batch_size": 32, "max_epochs": 30},
+               "batch_size": 32, "max_epochs": 60, "tta": True},
     "fine-tune": {"optimizer": "sgd", "lr": 0.01, "lr_schedule": "onecycle", "warmup": 0.2,
                   "layer_decay": None, "weight_decay": 5e-4, "label_smoothing": 0.1,
-                  "augment": "flip_crop", "batch_size": 32, "max_epochs": 30},
+                  "augment": "flip_crop", "batch_size": 32, "max_epochs": 60, "tta": True},
 }
 
 
@@ -113,8 +129,8 @@ def run_cifar(
     b_classes: Sequence[int | str] = (0, 7),
     strategies: str | Iterable[str] | None = None,
     epochs: int | None = None,
-    a_epochs: int = 10,
-    repeats: int = 3,
+    a_epochs: int = 12,
+    repeats: int = 5,
     batch_size: int | None = None,
     seed: int = 0,
     device: str = "auto",
@@ -156,9 +172,9 @@ def run_cifar(
         Subset of :data:`CIFAR_STRATEGIES`; default all.
     epochs : int, default=None
         Training epochs of every B model; None uses each recipe's own.
-    a_epochs : int, default=10
+    a_epochs : int, default=12
         Training epochs of the A model (see ``benchmarks/bench_cifar.py`` for times).
-    repeats : int, default=3
+    repeats : int, default=5
         B training sets drawn (stratified) from a pool twice their size; one when 1.
     batch_size : int, default=None
         Mini-batch size of every model; None uses the recipes' (256 for A, 32 for B).

@@ -150,3 +150,14 @@ def test_run_monkeys_fine_tunes_with_frozen_batchnorm(monkeypatch):
     assert res.table["strategy"].tolist() == ["fine-tune"]
     assert res.histories["unfrozen"].tolist() == [False, True]
     assert res.settings["ft_batchnorm"].startswith("frozen")
+
+
+def test_run_monkeys_fine_tune_default_is_lp_ft(monkeypatch):
+    # the defaults: the head converges alone first (30 epochs on cached features), then
+    # the whole network trains 3 epochs with its own warmup + cosine schedule
+    monkeypatch.setattr(monkeys_module, "fetch_monkeys", _fake_monkeys)
+    res = run_monkeys(None, image_size=32, batch_size=16, strategies="fine-tune")
+    unfrozen = res.histories["unfrozen"].tolist()  # True on the first unfrozen epoch
+    assert len(unfrozen) == 33 and unfrozen.index(True) == 30 and sum(unfrozen) == 1
+    assert res.settings["lr_schedule"] == "cosine" and res.settings["tta"] is True
+    assert res.settings["epochs"] == {"efficientnet_lite0-fine-tune": 33}

@@ -278,6 +278,14 @@ def clear_cluster_cache(client=None) -> int:
     -------
     int
         The number of chunks dropped.
+
+    Examples
+    --------
+    >>> from distributed import Client  # doctest: +SKIP
+    >>> from sktransfer.cache import clear_cluster_cache
+    >>> client = Client("tcp://scheduler:8786")  # doctest: +SKIP
+    >>> clear_cluster_cache(client)  # doctest: +SKIP
+    3
     """
     import distributed
 

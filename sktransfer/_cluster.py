@@ -23,7 +23,8 @@ worker (or in the client's process while joblib's active backend is Dask's) it r
 
 Rows read from the cluster are validated like entries read from a cache directory (length,
 dtype and shape of the backbone's embeddings, finite values); invalid ones are recomputed.
-Any failure of the cluster (scheduler gone, lock lost) falls back to computing in this
+A chunk lost with its worker is dropped from the index and its rows computed again, once.
+Any other failure of the cluster (scheduler gone, lock lost) falls back to computing in this
 process with one warning: a cache never makes ``fit`` fail.
 
 Nothing here runs, and ``distributed`` is never imported, in a process that has not
@@ -49,6 +50,8 @@ logger = logging.getLogger("sktransfer")
 
 PREFIX = "sktransfer-features"
 _KEY_BYTES = 16  # sample digests (sktransfer.cache.sample_digests)
+#: Seconds to wait for chunks the scheduler says a worker holds before giving up on them.
+GATHER_TIMEOUT = 60.0
 _DTYPES = {str(d): d for d in (torch.float16, torch.bfloat16, torch.float32, torch.float64)}
 _warned = False
 _warned_lock = threading.Lock()
@@ -171,8 +174,7 @@ class SharedFeatures:
                      if name not in self._read and _holds_any(chunk_keys, wanted)]
             if not names:
                 return {}, fmt, problems
-            futures = [self.client.get_dataset(name) for name in names]
-            chunks = self.client.gather(futures)
+            chunks = self._gather(names)
         except Exception as exc:
             self._fail(exc)
             return {}, fmt, problems
@@ -181,6 +183,44 @@ class SharedFeatures:
         for chunk in chunks:
             fmt = _read_chunk(chunk, fmt, wanted, rows, problems)
         return rows, fmt, problems
+
+    def _gather(self, names: list[str]) -> list:
+        """The chunks still held by some worker; lost ones are dropped from the index.
+
+        A chunk lives on the worker that published it: when that worker dies its data is
+        gone, and waiting for it would wait forever. Such chunks are unpublished and their
+        index entries tombstoned, so their rows are computed again, once.
+        """
+        from distributed import wait
+
+        futures, lost = {}, []
+        for name in names:
+            try:
+                futures[name] = self.client.get_dataset(name)
+            except KeyError:
+                lost.append(name)
+        holders = self.client.who_has(list(futures.values())) if futures else {}
+        alive = {}
+        for name, future in futures.items():
+            if holders.get(future.key):
+                alive[name] = future
+            else:
+                lost.append(name)
+        if alive:
+            with contextlib.suppress(Exception):  # timed out, cancelled: told by the status
+                wait(list(alive.values()), timeout=GATHER_TIMEOUT)
+            for name, future in list(alive.items()):
+                if future.status != "finished":
+                    lost.append(name)
+                    del alive[name]
+        for name in lost:
+            with contextlib.suppress(Exception):
+                self.client.unpublish_dataset(name)
+            self.client.set_metadata([PREFIX, self.backbone_key, name], None)
+        if lost:
+            logger.info("feature cache: %d chunks lost by the cluster (a worker left); "
+                        "their rows are recomputed", len(lost))
+        return self.client.gather(list(alive.values()), errors="skip") if alive else []
 
     # ------------------------------------------------------------------ write
     @contextlib.contextmanager
@@ -225,6 +265,8 @@ class SharedFeatures:
 
 
 def _holds_any(chunk_keys, wanted: set[bytes]) -> bool:
+    if chunk_keys is None:  # a chunk the cluster lost
+        return False
     if not isinstance(chunk_keys, bytes):
         return True  # a damaged index entry: fetched, then rejected by validation
     return any(chunk_keys[i:i + _KEY_BYTES] in wanted
@@ -291,7 +333,8 @@ def clear_cluster_cache(client=None) -> int:
 
     client = client or distributed.get_client()
     index = client.get_metadata([PREFIX], default=None) or {}
-    names = [name for chunks in index.values() for name in chunks]
+    names = [name for chunks in index.values() for name, keys in chunks.items()
+             if keys is not None]
     if names:
         client.unpublish_dataset(names)
     client.set_metadata([PREFIX], {})

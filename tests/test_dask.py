@@ -158,6 +158,26 @@ def test_rows_read_from_the_cluster_are_validated(fresh, bad, problem):
     assert cache.misses == 2 and cache.rejected == 2 and cache.cluster_hits == 0
 
 
+@pytest.mark.filterwarnings("ignore:.*desires key.*but key is unknown")
+def test_a_chunk_the_cluster_lost_is_recomputed_not_waited_for(fresh):
+    client = fresh
+    keys = [b"a" * 16, b"b" * 16]
+    with joblib.parallel_backend("dask"):
+        FeatureCache().get_many("k-lost", keys, lambda idx: torch.ones(len(idx), 2))
+        [name] = client.get_metadata([_cluster.PREFIX, "k-lost"])
+        future = client.get_dataset(name)
+        client.cancel(future, force=True)  # as when the worker holding it dies
+        del future
+        cache = FeatureCache()
+        got = cache.get_many("k-lost", keys[:1], lambda idx: torch.zeros(len(idx), 2))
+        assert cache.misses == 1 and cache.cluster_hits == 0
+        torch.testing.assert_close(got, torch.zeros(1, 2))
+        assert client.get_metadata([_cluster.PREFIX, "k-lost", name]) is None  # tombstoned
+        again = FeatureCache()  # the recomputed row was published in its place
+        again.get_many("k-lost", keys[:1], lambda idx: torch.full((len(idx), 2), 5.0))
+        assert again.misses == 0 and again.cluster_hits == 1
+
+
 def test_the_cluster_store_is_used_only_on_dask(fresh):
     assert _cluster.shared_store("k") is None  # a Client exists, but joblib runs locally
     with joblib.parallel_backend("dask"):

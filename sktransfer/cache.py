@@ -33,6 +33,7 @@ a directory on disk that outlives the process.
 
 from __future__ import annotations
 
+import contextlib
 import dis
 import hashlib
 import json
@@ -49,7 +50,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import _cluster
+from ._cluster import ClusterCacheWarning, clear_cluster_cache
 from ._io import atomic_write
+
+__all__ = [
+    "DEFAULT_MAX_BYTES", "ENTRY_OVERHEAD", "CacheDirWarning", "ClusterCacheWarning",
+    "FeatureCache", "UnkeyableModule",
+    "backbone_digest", "bypass_reason", "clear_cache", "clear_cluster_cache", "feature_key",
+    "file_digest", "get_cache", "module_fingerprint", "sample_digests",
+]
 
 logger = logging.getLogger("sktransfer")
 
@@ -86,9 +96,14 @@ class FeatureCache:
     Attributes
     ----------
     hits, misses : int
-        Counters since creation (or :meth:`clear`), for logs and benchmarks.
+        Counters since creation (or :meth:`clear`), for logs and benchmarks. ``misses``
+        counts the embeddings this process computed (rows run through the backbone).
+    cluster_hits : int
+        Of the hits, rows fetched from a Dask cluster's memory (:mod:`sktransfer._cluster`)
+        that another process had computed.
     rejected : int
-        Entries read from a cache directory that failed validation and were recomputed.
+        Entries read from a cache directory or a cluster that failed validation and were
+        recomputed.
 
     Examples
     --------
@@ -114,6 +129,7 @@ class FeatureCache:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.cluster_hits = 0
         self.rejected = 0
 
     def __len__(self) -> int:
@@ -130,7 +146,7 @@ class FeatureCache:
             self._entries.clear()
             self._formats.clear()
             self._bytes = 0
-            self.hits = self.misses = self.rejected = 0
+            self.hits = self.misses = self.cluster_hits = self.rejected = 0
 
     # -------------------------------------------------------------- memory (lock held)
     @staticmethod
@@ -177,6 +193,15 @@ class FeatureCache:
             cannot be written, entries stay in memory only and a :class:`CacheDirWarning`
             is raised once per directory and process.
 
+        Notes
+        -----
+        Rows missing from this process's memory and directory are looked up in the Dask
+        cluster when this runs on a Dask worker, or in the client's process under
+        ``joblib.parallel_backend("dask")``; the rows still missing are computed under a
+        cluster-wide lock for ``backbone_key`` and published for the other processes, so
+        a search on a cluster computes each row once (see :mod:`sktransfer._cluster`).
+        Elsewhere nothing of Dask is imported or called.
+
         Returns
         -------
         torch.Tensor of shape (n_samples, n_features), on the CPU.
@@ -213,44 +238,85 @@ class FeatureCache:
             ).most_common(1)[0][0]
             fmt = (_torch_dtype(dtype), shape)
         to_compute = [i for i in range(n) if i not in found and i not in candidates]
-        if disk is not None and to_compute:
-            disk.check_writable()  # before computing: warn now, not after the work
-        computed = _as_rows(compute(to_compute)) if to_compute else None
-        if computed is not None:
-            fmt = _format_of(computed)
-        rejected = []
-        if fmt is not None:
-            for i, array in list(candidates.items()):
-                problem = _invalid(array, fmt)
-                if problem is not None:
-                    problems[problem] += 1
-                    rejected.append(i)
-                    del candidates[i]
-        if rejected:
-            extra = _as_rows(compute(rejected))
-            fmt = _format_of(extra)
-            to_compute += rejected
-            computed = extra if computed is None else torch.cat([computed, extra])
+
+        # Rows another process of a Dask cluster computed (None elsewhere, at no cost).
+        shared = _cluster.shared_store(backbone_key) if to_compute else None
+        from_cluster: dict[int, bytes] = {}
+        cluster_fmt = None
+        cluster_problems: Counter[str] = Counter()
+
+        def take_from_cluster(missing: list[int]) -> list[int]:
+            nonlocal fmt, cluster_fmt
+            rows, got, bad = shared.fetch([sample_keys[i] for i in missing], fmt)
+            cluster_problems.update(bad)
+            if rows:
+                fmt = cluster_fmt = got
+                for i in missing:
+                    if sample_keys[i] in rows:
+                        from_cluster[i] = rows[sample_keys[i]]
+            return [i for i in missing if i not in from_cluster]
+
+        if shared is not None:
+            to_compute = take_from_cluster(to_compute)
+        # Computing for a cluster: one process per backbone at a time, then publish.
+        guard = (shared.computing() if shared is not None and to_compute
+                 else contextlib.nullcontext())
+        with guard:
+            if shared is not None and to_compute:  # others may have computed them meanwhile
+                to_compute = take_from_cluster(to_compute)
+            if disk is not None and to_compute:
+                disk.check_writable()  # before computing: warn now, not after the work
+            computed = _as_rows(compute(to_compute)) if to_compute else None
+            if computed is not None:
+                fmt = _format_of(computed)
+            rejected = []
+            if fmt is not None:
+                for i, array in list(candidates.items()):
+                    problem = _invalid(array, fmt)
+                    if problem is not None:
+                        problems[problem] += 1
+                        rejected.append(i)
+                        del candidates[i]
+                if from_cluster and cluster_fmt != fmt:  # what this process computes wins
+                    cluster_problems["wrong shape" if cluster_fmt[1] != fmt[1]
+                                     else "wrong dtype"] += len(from_cluster)
+                    rejected += list(from_cluster)
+                    from_cluster.clear()
+            if rejected:
+                extra = _as_rows(compute(rejected))
+                fmt = _format_of(extra)
+                to_compute += rejected
+                computed = extra if computed is None else torch.cat([computed, extra])
+            new: dict[int, bytes] = {}
+            if computed is not None:
+                for row, i in enumerate(to_compute):
+                    new[i] = _to_bytes(computed[row])
+            if shared is not None and new:
+                shared.publish(fmt, {sample_keys[i]: new[i] for i in new})
         if problems and disk is not None:
             warnings.warn(
                 f"feature cache: {sum(problems.values())} entries in {disk.folder} could not "
                 f"be used ({_describe(problems)}); recomputed and rewritten",
                 CacheDirWarning, stacklevel=3,
             )
+        if cluster_problems:
+            warnings.warn(
+                f"feature cache: {sum(cluster_problems.values())} entries in the Dask "
+                f"cluster's memory could not be used ({_describe(cluster_problems)}); "
+                "recomputed", _cluster.ClusterCacheWarning, stacklevel=3,
+            )
 
-        new: dict[int, bytes] = {}
-        if computed is not None:
-            for row, i in enumerate(to_compute):
-                new[i] = _to_bytes(computed[row])
         for i, array in candidates.items():
             found[i] = _to_bytes(torch.from_numpy(array).to(fmt[0]))
+        found.update(from_cluster)
         with self._lock:
             self.hits += n - len(to_compute)
             self.misses += len(to_compute)
-            self.rejected += sum(problems.values())
+            self.cluster_hits += len(from_cluster)
+            self.rejected += sum(problems.values()) + sum(cluster_problems.values())
             if fmt is not None:
                 self._set_format(backbone_key, fmt)
-            for i in candidates:
+            for i in (*candidates, *from_cluster):
                 self._put((backbone_key, sample_keys[i]), found[i])
             for i, value in new.items():
                 self._put((backbone_key, sample_keys[i]), value)

@@ -59,6 +59,8 @@ def _encoder(backbone):
 #: Target models: name -> factory(backbone) of an unfitted estimator.
 VARIANTS = {
     "scratch": lambda bb: _net("mlp"),
+    "scratch-dropout0.3": lambda bb: _net("mlp", backbone_kwargs={"hidden": HIDDEN,
+                                                                  "dropout": 0.3}),
     "logistic_regression": lambda bb: make_baseline("logistic_regression", random_state=0),
     "fine-tune": lambda bb: _net(bb),
     "fine-tune-l2sp0.01": lambda bb: _net(bb, l2sp=0.01),

@@ -181,6 +181,8 @@ class BatchMixer:
             x = x.float().div_(255.0)
         if n < 2:
             return x, torch.ones(n, n, device=x.device)
+        if x.dim() == 2:  # a table: MixUp of whole rows (CutMix has no meaning here)
+            return self._mix_rows(x)
         choices = []
         if self.mixup > 0:
             choices.append(v2.MixUp(alpha=self.mixup, num_classes=n))
@@ -190,15 +192,24 @@ class BatchMixer:
         x, mix = mixer(x, torch.arange(n, device=x.device))
         return x, mix.to(x.dtype)
 
+    def _mix_rows(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # v2.MixUp wants image batches; for rows it is one Beta draw and a permutation
+        n = len(x)
+        lam = float(torch.distributions.Beta(self.mixup, self.mixup).sample())
+        perm = torch.randperm(n, device=x.device)
+        eye = torch.eye(n, device=x.device, dtype=x.dtype)
+        mix = lam * eye + (1.0 - lam) * eye[perm]
+        return mix @ x, mix
+
 
 def make_mixer(mixup: float, cutmix: float, kind: str) -> BatchMixer | None:
     """A :class:`BatchMixer` for the estimator's ``mixup``/``cutmix``, or None."""
     if not mixup and not cutmix:
         return None
-    if kind != "image":
+    if kind != "image" and cutmix:
         raise ValueError(
-            f"mixup={mixup!r} / cutmix={cutmix!r} mix images, but the backbone takes tabular "
-            "data; set them to 0"
+            f"cutmix={cutmix!r} cuts and pastes image patches, but the backbone takes "
+            "tabular data; set cutmix=0 (mixup mixes table rows)"
         )
     return BatchMixer(mixup, cutmix)
 

@@ -119,7 +119,8 @@ default=False
         object is applied per image in [0, 1]. On tabular data ``True`` does nothing:
         a warning says so, and the feature cache stays available.
     mixup, cutmix : float, default=0.0
-        Beta concentrations of MixUp / CutMix of training images (0: off).
+        Beta concentrations of MixUp / CutMix of training images (0: off). MixUp also
+        mixes rows of tabular data; CutMix is for images only.
     label_smoothing : float in [0, 1), default=0.0
         As in ``torch.nn.CrossEntropyLoss``; works with sample weights and mixing.
     cache_features : {"auto", True, False}, default="auto"

@@ -56,3 +56,13 @@ def test_pretrain_source_exports_a_backbone_for_the_target():
     backbone = src.export_backbone()
     assert backbone.input_shape == (6,)
     assert set(GAS_FINE_TUNE) == {"max_epochs", "batch_size", "lr", "validation_fraction"}
+
+
+def test_pretrain_source_uses_more_dropout_than_the_mlp_default():
+    X, y, batch = _drifting_gas()
+    src = pretrain_source(X[batch == 1], y[batch == 1], hidden=(8,), epochs=1)
+    assert src.export_backbone().kwargs["dropout"] == 0.3
+    less = pretrain_source(X[batch == 1], y[batch == 1], hidden=(8,), epochs=1, dropout=0.0)
+    assert less.export_backbone().kwargs["dropout"] == 0.0
+    res = run_gas(X, y, batch, [1], [2], strategies="fine-tune", source_dropout=0.1, **TINY)
+    assert res.settings["source_dropout"] == 0.1

@@ -143,8 +143,20 @@ def test_mixer_matrix_reproduces_mixed_images():
                                                           dtype=torch.uint8))
     assert x_cut.dtype == torch.float32 and torch.allclose(mix_cut.sum(1), torch.ones(6))
     assert make_mixer(0, 0, "tabular") is None
-    with pytest.raises(ValueError, match="tabular"):
-        make_mixer(0.2, 0, "tabular")
+    with pytest.raises(ValueError, match="cutmix"):
+        make_mixer(0, 0.2, "tabular")
+
+
+def test_mixer_mixes_table_rows_with_its_matrix():
+    # MixUp of rows (Zhang et al. 2018 also mix tabular data): x_mixed = M @ x, rows of M
+    # summing to one, each a blend of at most two rows
+    torch.manual_seed(0)
+    x = torch.rand(7, 5)
+    mixer = make_mixer(0.4, 0, "tabular")
+    mixed, mix = mixer(x)
+    assert torch.allclose(mixed, mix @ x, atol=1e-6)
+    assert torch.allclose(mix.sum(1), torch.ones(7))
+    assert ((mix > 0).sum(1) <= 2).all() and not torch.allclose(mix, torch.eye(7))
 
 
 def test_soft_target_loss_matches_weighted_cross_entropy():

@@ -1,0 +1,144 @@
+"""Benchmark: which adaptation variants transfer across gas-sensor drift (batches 4-6).
+
+Every variant tried for the gas defaults, measured on the same splits as
+``benchmarks/bench_gas.py`` (source batches 1-3, per-batch standardised inputs, targets
+4, 5, 6 with 10% labels, 5 repeats, the splits of :func:`~sktransfer.experiments.run_gas`
+with ``seed=0``), so that the choice of defaults is made across all three targets and on
+record. A variant is a source-pretraining recipe (``--sources``) x a target model
+(``--variants``); the scratch MLP and the tuned logistic regression are recorded on the
+same splits as references. Results accumulate in ``results/gas_variants.json`` (each run
+adds or replaces its own entries).
+
+    python benchmarks/bench_gas_variants.py --sources base --variants fine-tune fe-logistic
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+from _common import RESULTS, write
+from sklearn.pipeline import make_union
+from sklearn.preprocessing import FunctionTransformer
+
+from sktransfer import PretrainedEncoder, TransferClassifier
+from sktransfer.baselines import make_baseline
+from sktransfer.datasets import load_gas_drift
+from sktransfer.experiments._common import few_label_splits
+from sktransfer.experiments.gas import GAS_FINE_TUNE
+from sktransfer.freeze import GradualUnfreeze
+from sktransfer.preprocessing import preprocess_gas
+
+TARGETS = (4, 5, 6)
+HIDDEN = (256, 128)
+
+#: Source pretraining recipes: keyword arguments of the source TransferClassifier.
+SOURCES = {
+    "base": {},  # pretrain_source's defaults: 40 epochs, dropout 0.1, no weight decay
+    "dropout0.3": {"backbone_kwargs": {"hidden": HIDDEN, "dropout": 0.3}},
+    "mixup0.4": {"mixup": 0.4},
+    "wd1e-3-80ep": {"weight_decay": 1e-3, "max_epochs": 80},
+    "dropout0.3-mixup0.4": {"backbone_kwargs": {"hidden": HIDDEN, "dropout": 0.3},
+                            "mixup": 0.4},
+}
+
+
+def _net(backbone, **kw):
+    params = {**GAS_FINE_TUNE, "random_state": 0, "backbone_kwargs": {"hidden": HIDDEN}}
+    params.update(kw)
+    return TransferClassifier(backbone, **params)
+
+
+def _encoder(backbone):
+    return PretrainedEncoder(backbone, random_state=0)
+
+
+#: Target models: name -> factory(backbone) of an unfitted estimator.
+VARIANTS = {
+    "scratch": lambda bb: _net("mlp"),
+    "scratch-dropout0.3": lambda bb: _net("mlp", backbone_kwargs={"hidden": HIDDEN,
+                                                                  "dropout": 0.3}),
+    "logistic_regression": lambda bb: make_baseline("logistic_regression", random_state=0),
+    "fine-tune": lambda bb: _net(bb),
+    "fine-tune-l2sp0.01": lambda bb: _net(bb, l2sp=0.01),
+    "fine-tune-l2sp0.1": lambda bb: _net(bb, l2sp=0.1),
+    "fine-tune-l2sp1": lambda bb: _net(bb, l2sp=1.0),
+    "fine-tune-ls0.1": lambda bb: _net(bb, label_smoothing=0.1),
+    "fine-tune-mixup0.4": lambda bb: _net(bb, mixup=0.4),
+    "fine-tune-300ep": lambda bb: _net(bb, max_epochs=300),
+    "gradual": lambda bb: _net(bb, freeze=GradualUnfreeze(3)),
+    "gradual-lr1e-3": lambda bb: _net(bb, freeze=GradualUnfreeze(3), lr=1e-3),
+    "last-2": lambda bb: _net(bb, freeze="last:2"),
+    "feature-extraction": lambda bb: _net(bb, freeze="backbone", lr=1e-2),
+    "fe-logistic": lambda bb: make_baseline("logistic_regression", random_state=0,
+                                            preprocessing=_encoder(bb)),
+    "fe+raw-logistic": lambda bb: make_baseline(
+        "logistic_regression", random_state=0,
+        preprocessing=make_union(_encoder(bb), FunctionTransformer())),
+    "fine-tune-lr1e-3": lambda bb: _net(bb, lr=1e-3),
+    "fine-tune-constant-lr": lambda bb: _net(bb, lr_schedule="constant", warmup=0.0),
+    "fe-svm": lambda bb: make_baseline("svm_rbf", random_state=0, preprocessing=_encoder(bb)),
+}
+
+
+def pretrain(X, y, recipe: dict) -> TransferClassifier:
+    params = {"backbone_kwargs": {"hidden": HIDDEN}, "max_epochs": 40, "lr": 1e-3,
+              "batch_size": 64, "validation_fraction": 0.1, "random_state": 0}
+    params.update(recipe)
+    return TransferClassifier("mlp", **params).fit(X, y)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sources", nargs="+", default=["base"], choices=list(SOURCES))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS),
+                        choices=list(VARIANTS))
+    parser.add_argument("--targets", nargs="+", type=int, default=list(TARGETS))
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", default="gas_variants")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    path = RESULTS / f"{args.out}.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    results = old.get("results", {})
+    gas = load_gas_drift()
+    X = preprocess_gas(gas.data, gas.batch, "batch").astype(np.float32)
+    src = gas.batch <= 3
+    for sname in args.sources:
+        start = time.perf_counter()
+        source = pretrain(X[src], gas.target[src], SOURCES[sname])
+        backbone = source.export_backbone()
+        print(f"source {sname}: {time.perf_counter() - start:.0f}s "
+              f"valid_acc {float(source.history_.iloc[-1]['valid_acc']):.4f}", flush=True)
+        for number in args.targets:
+            X_t, y_t = X[gas.batch == number], gas.target[gas.batch == number]
+            splits = few_label_splits(y_t, 0.1, args.repeats, number)
+            source_only = float(np.mean([(source.predict(X_t[te]) == y_t[te]).mean()
+                                         for _, te in splits]))
+            results.setdefault(sname, {}).setdefault(f"batch {number}", {})[
+                "source-only"] = {"mean": round(source_only, 4)}
+            for vname in args.variants:
+                start = time.perf_counter()
+                scores = []
+                for train, test in splits:
+                    model = VARIANTS[vname](backbone).fit(X_t[train], y_t[train])
+                    scores.append(float((model.predict(X_t[test]) == y_t[test]).mean()))
+                rec = {"mean": round(float(np.mean(scores)), 4),
+                       "std": round(float(np.std(scores)), 4),
+                       "scores": [round(s, 4) for s in scores],
+                       "seconds": round(time.perf_counter() - start, 1)}
+                results[sname][f"batch {number}"][vname] = rec
+                print(f"{sname:22s} batch {number} {vname:22s} {rec['mean']:.4f} "
+                      f"+- {rec['std']:.4f} ({rec['seconds']}s)", flush=True)
+            write(args.out, {"task": "gas multiclass, batches 1-3 -> 4, 5, 6, 10% labels, "
+                                     "per-batch standardised inputs",
+                             "metric": "accuracy", "repeats": args.repeats,
+                             "sources": {k: repr(v) for k, v in SOURCES.items()},
+                             "results": results})
+
+
+if __name__ == "__main__":
+    main()

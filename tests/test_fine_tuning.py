@@ -161,13 +161,14 @@ def test_mixing_with_sample_weights_and_smoothing(tiny_images):
         assert np.isfinite(clf.history_["train_loss"]).all()
 
 
-def test_mixing_bypasses_the_cache_and_rejects_tables(blobs, tiny_images, source_cnn):
+def test_mixing_bypasses_the_cache_and_cutmix_rejects_tables(blobs, tiny_images, source_cnn):
     X, y = tiny_images
     clf = TransferClassifier(source_cnn, freeze="backbone", mixup=0.2, max_epochs=1).fit(X, y)
     assert not clf.feature_cache_used_
     Xb, yb = blobs
+    TransferClassifier(**FAST, mixup=0.2).fit(Xb, yb)  # MixUp mixes table rows
     with pytest.raises(ValueError, match="tabular"):
-        TransferClassifier(**FAST, mixup=0.2).fit(Xb, yb)
+        TransferClassifier(**FAST, cutmix=0.2).fit(Xb, yb)
 
 
 def test_label_smoothing_matches_cross_entropy_option(blobs):

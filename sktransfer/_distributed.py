@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import torch
 from skorch.callbacks import PassthroughScoring
-from skorch.dataset import unpack_data
 from skorch.hf import AccelerateMixin
 from skorch.utils import to_tensor
 from torch import nn
@@ -221,11 +220,7 @@ class AcceleratedMixin(AccelerateMixin):
 
     def train_step_single(self, batch, **fit_params):
         self._set_training(True)
-        Xi, yi = unpack_data(batch)
-        if self.mixer is not None:
-            Xi = dict(Xi)
-            x = Xi["x"].to(self.device, non_blocking=True)
-            Xi["x"], self._batch_mix = self.mixer(x)
+        Xi, yi = self._mixed_batch(batch)
         self._in_train_step = True
         try:
             with self.accelerator.autocast():

@@ -127,15 +127,23 @@ class WeightedNet(NeuralNetClassifier):
             return self.module_.forward_head(kwargs.pop("x"), **kwargs)
         return self.module_.forward_head(x, **fit_params)
 
-    def train_step_single(self, batch, **fit_params):
-        if self.grad_scaler_ is None and self.mixer is None:
-            return super().train_step_single(batch, **fit_params)
-        self._set_training(True)
+    def _mixed_batch(self, batch):
+        """``(X, y)`` of a training batch, its images mixed when MixUp/CutMix is on.
+
+        The mixing matrix is kept in ``_batch_mix`` for :meth:`get_loss`; the caller clears it.
+        """
         Xi, yi = unpack_data(batch)
         if self.mixer is not None:
             Xi = dict(Xi)
             x = Xi["x"].to(self.device, non_blocking=True)
             Xi["x"], self._batch_mix = self.mixer(x)
+        return Xi, yi
+
+    def train_step_single(self, batch, **fit_params):
+        if self.grad_scaler_ is None and self.mixer is None:
+            return super().train_step_single(batch, **fit_params)
+        self._set_training(True)
+        Xi, yi = self._mixed_batch(batch)
         try:
             y_pred = self.infer(Xi, **fit_params)
             loss = self.get_loss(y_pred, yi, X=Xi, training=True)

@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from functools import partial
 
 import numpy as np
 import torch
 from _common import RESULTS, write
+from sklearn.ensemble import VotingClassifier
 from sklearn.pipeline import make_union
 from sklearn.preprocessing import FunctionTransformer
 
@@ -52,6 +54,97 @@ def _net(backbone, **kw):
     return TransferClassifier(backbone, **params)
 
 
+#: Extra source networks of the same recipe with seeds 1, 2, ... (for the ensembles and the
+#: seed spread), filled by :func:`main` when a variant asks for them.
+_MORE_SOURCES: dict[int, object] = {}
+
+
+def _source_backbone(bb, k: int):
+    return bb if k == 0 else _MORE_SOURCES[k]
+
+
+def _ensemble(bb, k: int, sources: bool, **kw):
+    """Deep ensemble (Lakshminarayanan et al. 2017): soft vote of ``k`` fine-tunes, seeds
+    0..k-1 of the target training, each from source seed 0 (``sources=False``) or from the
+    source network of the same seed (``sources=True``)."""
+    return VotingClassifier(
+        [(f"m{i}", _net(_source_backbone(bb, i) if sources else bb, random_state=i, **kw))
+         for i in range(k)], voting="soft")
+
+
+def _seeded(bb, k: int, sources: bool):
+    return _net(_source_backbone(bb, k) if sources else bb, random_state=k)
+
+
+def _joint(bb, then_fine_tune: bool):
+    """Joint source + target training: the source recipe on the source rows plus the
+    labelled target rows, the target rows weighted so both parts weigh the same."""
+    return _Joint(then_fine_tune)
+
+
+class _Joint:
+    def __init__(self, then_fine_tune):
+        self.then_fine_tune = then_fine_tune
+
+    def fit(self, X, y):
+        Xs, ys = _SOURCE_ROWS
+        w = np.concatenate([np.ones(len(ys)), np.full(len(y), len(ys) / len(y))])
+        params = {"backbone_kwargs": {"hidden": HIDDEN, "dropout": 0.3}, "max_epochs": 40,
+                  "lr": 1e-3, "batch_size": 64, "random_state": 0}
+        self.model_ = TransferClassifier("mlp", **params).fit(
+            np.vstack([Xs, X]), np.concatenate([ys, y]), sample_weight=w)
+        if self.then_fine_tune:
+            self.model_ = _net(self.model_.export_backbone()).fit(X, y)
+        return self
+
+    def predict(self, X):
+        return self.model_.predict(X)
+
+
+class _SelfTrained:
+    """Self-training (pseudo-labels): fine-tune, label the unlabelled target rows predicted
+    with probability >= 0.9, fine-tune afresh on both. Transductive: ``predict`` must get
+    the unlabelled rows, as here."""
+
+    def __init__(self, bb):
+        self.bb = bb
+
+    def fit(self, X, y):
+        self.X_, self.y_ = X, y
+        return self
+
+    def predict(self, X):
+        first = _net(self.bb).fit(self.X_, self.y_)
+        proba = first.predict_proba(X)
+        sure = proba.max(axis=1) >= 0.9
+        second = _net(self.bb).fit(np.vstack([self.X_, X[sure]]), np.concatenate(
+            [self.y_, first.classes_[proba.argmax(axis=1)][sure]]))
+        return second.predict(X)
+
+
+def _first_layers(k: int):
+    """Surgical fine-tuning (Lee et al. 2023): only the first ``k`` linear layers of the
+    backbone and the head train (input-level shifts are best met at the input layers)."""
+    from sktransfer.freeze import FreezePolicy
+
+    class FirstLayers(FreezePolicy):
+        def __init__(self, k=1):
+            self.k = k
+
+        def apply(self, network):
+            linear = [n for n, m in network.backbone.named_modules()
+                      if isinstance(m, torch.nn.Linear)][:self.k]
+            for name, p in network.named_parameters():
+                p.requires_grad_(name.startswith("head.") or any(
+                    name.startswith(f"backbone.{n}.") for n in linear))
+            network.set_trainable([], True)
+
+    return FirstLayers(k)
+
+
+_SOURCE_ROWS: tuple = ()
+
+
 def _encoder(backbone):
     return PretrainedEncoder(backbone, random_state=0)
 
@@ -81,12 +174,26 @@ VARIANTS = {
     "fine-tune-lr1e-3": lambda bb: _net(bb, lr=1e-3),
     "fine-tune-constant-lr": lambda bb: _net(bb, lr_schedule="constant", warmup=0.0),
     "fe-svm": lambda bb: make_baseline("svm_rbf", random_state=0, preprocessing=_encoder(bb)),
+    # the seed spread of plain fine-tuning: target-training seeds 1-4 from source seed 0,
+    # and source seed k with target seed k
+    **{f"fine-tune-seed{k}": partial(_seeded, k=k, sources=False) for k in range(1, 5)},
+    **{f"fine-tune-source{k}": partial(_seeded, k=k, sources=True) for k in range(1, 5)},
+    "ensemble5-seeds": lambda bb: _ensemble(bb, 5, sources=False),
+    "ensemble5-sources": lambda bb: _ensemble(bb, 5, sources=True),
+    "joint": lambda bb: _joint(bb, then_fine_tune=False),
+    "joint-then-fine-tune": lambda bb: _joint(bb, then_fine_tune=True),
+    "self-training": lambda bb: _SelfTrained(bb),
+    "first-1": lambda bb: _net(bb, freeze=_first_layers(1)),
+    "fine-tune-50ep": lambda bb: _net(bb, max_epochs=50),
 }
 
+#: Variants that need source networks of seeds 1-4 besides seed 0.
+_NEEDS_MORE_SOURCES = {"ensemble5-sources", *(f"fine-tune-source{k}" for k in range(1, 5))}
 
-def pretrain(X, y, recipe: dict) -> TransferClassifier:
+
+def pretrain(X, y, recipe: dict, seed: int = 0) -> TransferClassifier:
     params = {"backbone_kwargs": {"hidden": HIDDEN}, "max_epochs": 40, "lr": 1e-3,
-              "batch_size": 64, "validation_fraction": 0.1, "random_state": 0}
+              "batch_size": 64, "validation_fraction": 0.1, "random_state": seed}
     params.update(recipe)
     return TransferClassifier("mlp", **params).fit(X, y)
 
@@ -107,10 +214,17 @@ def main() -> None:
     gas = load_gas_drift()
     X = preprocess_gas(gas.data, gas.batch, "batch").astype(np.float32)
     src = gas.batch <= 3
+    global _SOURCE_ROWS
+    _SOURCE_ROWS = (X[src], gas.target[src])
     for sname in args.sources:
         start = time.perf_counter()
         source = pretrain(X[src], gas.target[src], SOURCES[sname])
         backbone = source.export_backbone()
+        _MORE_SOURCES.clear()
+        if _NEEDS_MORE_SOURCES & set(args.variants):
+            for k in range(1, 5):
+                _MORE_SOURCES[k] = pretrain(X[src], gas.target[src], SOURCES[sname],
+                                            seed=k).export_backbone()
         print(f"source {sname}: {time.perf_counter() - start:.0f}s "
               f"valid_acc {float(source.history_.iloc[-1]['valid_acc']):.4f}", flush=True)
         for number in args.targets:

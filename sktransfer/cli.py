@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
         "gas", parents=[common, data], help="gas sensor drift: source batches -> targets",
         description="Pretrain an MLP on the source batches, then for each target batch "
                     "train on a labelled fraction (stratified, repeated) and score on the "
-                    "rest. Strategies: {strategies}.", strategies="gas")
+                    "rest. Strategies: {strategies} (all but fine-tune-ensemble by "
+                    "default).", strategies="gas")
     gas.add_argument("--source-batches", type=_batch, nargs="+", default=[1, 2, 3],
                      metavar="N", help="batches to pretrain on (default: 1 2 3)")
     gas.add_argument("--target-batches", type=_batch, nargs="+", default=[4, 5],

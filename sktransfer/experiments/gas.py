@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+from sklearn.ensemble import VotingClassifier
 
 from ..baselines import make_baseline
 from ..compare import ComparisonResult, compare
@@ -15,12 +16,21 @@ from ..freeze import GradualUnfreeze
 from ..preprocessing import PREPROCESSING, preprocess_gas
 from ._common import baselines_in, few_label_splits, say, select_strategies, torch_threads
 
-__all__ = ["GAS_FINE_TUNE", "GAS_STRATEGIES", "parse_gas_task", "pretrain_source", "run_gas"]
+__all__ = [
+    "GAS_DEFAULT_STRATEGIES", "GAS_FINE_TUNE", "GAS_STRATEGIES", "fine_tune_ensemble",
+    "parse_gas_task", "pretrain_source", "run_gas",
+]
 
 #: Strategy names of the gas experiment (``"baseline"`` = the three classical baselines).
 GAS_STRATEGIES = (
-    "scratch", "fine-tune", "feature-extraction", "last-2", "gradual", "source-only", "baseline",
+    "scratch", "fine-tune", "fine-tune-ensemble", "feature-extraction", "last-2", "gradual",
+    "source-only", "baseline",
 )
+
+#: The strategies run when none are named: all but ``fine-tune-ensemble``, which costs
+#: ``ensemble`` times a fine-tune and pretraining (and, measured, wins nothing on average
+#: over the plain fine-tune row: it trades the luck of one seed for the mean of five).
+GAS_DEFAULT_STRATEGIES = tuple(s for s in GAS_STRATEGIES if s != "fine-tune-ensemble")
 
 #: Target-training settings of the gas experiment's networks (the defaults of
 #: :func:`run_gas`), for reuse in a search: ``TransferClassifier(..., **GAS_FINE_TUNE)``.
@@ -108,7 +118,52 @@ def pretrain_source(
     ).fit(X, y)
 
 
-def _neural_models(selected, backbone, common, lr, fe_lr) -> dict[str, TransferClassifier]:
+def fine_tune_ensemble(backbones: Sequence[Any], seed: int = 0, **params) -> VotingClassifier:
+    """A deep ensemble of fine-tunes: the soft vote of one fine-tune per source network.
+
+    Member ``k`` fine-tunes ``backbones[k]`` (all layers, a new head) with
+    ``random_state=seed + k``; the ensemble averages their class probabilities
+    (Lakshminarayanan et al. 2017, "Simple and Scalable Predictive Uncertainty Estimation
+    using Deep Ensembles"). With about 16 labelled rows a single fine-tune depends on its
+    seeds by several points of accuracy; the average over source and target seeds does not
+    (``benchmarks/bench_gas_variants.py``).
+
+    Parameters
+    ----------
+    backbones : sequence
+        Exported source backbones (e.g. of :func:`pretrain_source` with seeds 0, 1, ...).
+    seed : int, default=0
+        Seed of the first member; member ``k`` uses ``seed + k``.
+    **params
+        Further :class:`~sktransfer.TransferClassifier` parameters of every member.
+
+    Returns
+    -------
+    sklearn.ensemble.VotingClassifier
+        Unfitted, ``voting="soft"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sktransfer.experiments.gas import fine_tune_ensemble, pretrain_source
+    >>> X, y = np.random.rand(60, 4), np.arange(60) % 3
+    >>> sources = [pretrain_source(X, y, hidden=(8,), epochs=2, seed=k) for k in range(2)]
+    >>> model = fine_tune_ensemble([s.export_backbone() for s in sources], max_epochs=2)
+    >>> model.fit(X, y).predict_proba(X).shape
+    (60, 3)
+    """
+    if not backbones:
+        raise ValueError("fine_tune_ensemble needs at least one backbone")
+    return VotingClassifier(
+        [(f"member{k}", TransferClassifier(bb, freeze="none", **{**params,
+                                                                   "random_state": seed + k}))
+         for k, bb in enumerate(backbones)],
+        voting="soft",
+    )
+
+
+def _neural_models(selected, backbones, common, lr, fe_lr) -> dict[str, Any]:
+    backbone = backbones[0] if backbones else None
     specs = {
         "fine-tune": dict(freeze="none", lr=lr),
         "feature-extraction": dict(freeze="backbone", lr=fe_lr),
@@ -122,7 +177,14 @@ def _neural_models(selected, backbone, common, lr, fe_lr) -> dict[str, TransferC
     for strategy, spec in specs.items():
         if strategy in selected:
             models[f"mlp-{strategy}"] = TransferClassifier(backbone, **spec, **common)
-    return models
+    if "fine-tune-ensemble" in selected:
+        params = {k: v for k, v in common.items() if k != "random_state"}
+        models["mlp-fine-tune-ensemble"] = fine_tune_ensemble(
+            backbones, seed=common["random_state"], lr=lr, **params)
+    return dict(sorted(models.items(), key=lambda item: _MODEL_ORDER.get(item[0], 99)))
+
+
+_MODEL_ORDER = {f"mlp-{s}": i for i, s in enumerate(GAS_STRATEGIES)}
 
 
 def run_gas(
@@ -140,6 +202,7 @@ def run_gas(
     source_epochs: int = 40,
     hidden: Sequence[int] = (256, 128),
     source_dropout: float = 0.3,
+    ensemble: int = 5,
     lr: float = GAS_FINE_TUNE["lr"],
     head_lr: float = 1e-2,
     batch_size: int = GAS_FINE_TUNE["batch_size"],
@@ -163,6 +226,9 @@ def run_gas(
 
     - ``scratch``: the same MLP trained from scratch on the labelled rows;
     - ``fine-tune``: the pretrained MLP, all layers trained (new head);
+    - ``fine-tune-ensemble``: ``ensemble`` source MLPs pretrained with seeds ``seed``,
+      ``seed + 1``, ..., each fine-tuned, their probabilities averaged (a deep ensemble,
+      see :func:`fine_tune_ensemble`); its result row has strategy ``fine-tune``;
     - ``feature-extraction``: the pretrained MLP frozen, a new head trained (``head_lr``);
     - ``last-2``: the head and the top hidden layer trained;
     - ``gradual``: the head first, then everything at a tenth of the learning rate;
@@ -189,7 +255,8 @@ def run_gas(
     repeats : int, default=5
         Labelled/scored splits per target batch.
     strategies : str or iterable of str, default=None
-        Subset of :data:`GAS_STRATEGIES` (or baseline names); default all.
+        Subset of :data:`GAS_STRATEGIES` (or baseline names); default
+        :data:`GAS_DEFAULT_STRATEGIES` (all but ``fine-tune-ensemble``).
     epochs : int, default=150
         Training epochs on the labelled target rows (with about 20 labelled rows and
         batches of 8, 60 epochs are under 200 optimiser steps: too few, measured).
@@ -199,6 +266,8 @@ def run_gas(
         Hidden layers of the MLP.
     source_dropout : float, default=0.3
         Dropout of the source MLP while it is pretrained (see :func:`pretrain_source`).
+    ensemble : int, default=5
+        Members of the ``fine-tune-ensemble`` strategy (source networks and fine-tunes).
     lr : float, default=3e-4
         Adam learning rate on the target (scratch and fine-tuning); pretraining uses 1e-3.
     head_lr : float, default=1e-2
@@ -248,9 +317,12 @@ def run_gas(
     >>> result.table[["model", "target"]]  # doctest: +SKIP
     """
     gas = parse_gas_task(task)
-    selected = select_strategies(strategies, GAS_STRATEGIES, "gas")
+    selected = select_strategies(
+        GAS_DEFAULT_STRATEGIES if strategies is None else strategies, GAS_STRATEGIES, "gas")
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats!r}")
+    if ensemble < 1:
+        raise ValueError(f"ensemble must be >= 1, got {ensemble!r}")
     if preprocessing not in PREPROCESSING:
         raise ValueError(f"unknown preprocessing {preprocessing!r}; use one of "
                          f"{', '.join(map(repr, PREPROCESSING))}")
@@ -276,6 +348,7 @@ def run_gas(
         "label_fraction": label_fraction, "repeats": repeats, "strategies": selected,
         "epochs": epochs, "source_epochs": source_epochs, "hidden": list(hidden), "lr": lr,
         "source_dropout": source_dropout,
+        "ensemble": ensemble if "fine-tune-ensemble" in selected else None,
         "source_lr": 1e-3,
         "head_lr": head_lr, "batch_size": batch_size, "source_batch_size": 64,
         "preprocessing": preprocessing,
@@ -297,14 +370,22 @@ def run_gas(
             settings["source_model"] = {
                 k: float(last[k]) for k in ("train_acc", "valid_acc") if k in last
             }
-        backbone = source.export_backbone() if source is not None else None
+        backbones = [source.export_backbone()] if source is not None else []
+        if "fine-tune-ensemble" in selected:
+            say(f"pretraining {ensemble - 1} more source MLPs for the ensemble", progress)
+            for k in range(1, ensemble):
+                backbones.append(pretrain_source(
+                    X_src, y_src, hidden=hidden, dropout=source_dropout,
+                    epochs=source_epochs, class_weight=class_weight, device=device,
+                    seed=seed + k, verbose=verbose).export_backbone())
         results = []
         for number, (X_t, y_t) in targets.items():
             where = f"target batch {number}"
             splits = few_label_splits(y_t, label_fraction, repeats, seed + number, where=where,
                                       names=names)
-            models: dict[str, Any] = _neural_models(selected, backbone, common, lr, head_lr)
-            strategies_of = {}
+            models: dict[str, Any] = _neural_models(selected, backbones, common, lr, head_lr)
+            strategies_of = ({"mlp-fine-tune-ensemble": "fine-tune"}
+                             if "mlp-fine-tune-ensemble" in models else {})
             if "source-only" in selected:
                 missing = sorted(set(np.unique(y_t)) - set(source.classes_))
                 if missing:

@@ -32,7 +32,7 @@ from sktransfer.datasets import load_gas_drift
 from sktransfer.experiments._common import few_label_splits
 from sktransfer.experiments.gas import GAS_FINE_TUNE
 from sktransfer.freeze import GradualUnfreeze
-from sktransfer.preprocessing import preprocess_gas
+from sktransfer.preprocessing import PREPROCESSING, preprocess_gas
 
 TARGETS = (4, 5, 6)
 HIDDEN = (256, 128)
@@ -206,17 +206,21 @@ def main() -> None:
     parser.add_argument("--targets", nargs="+", type=int, default=list(TARGETS))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", default="gas_variants")
+    parser.add_argument("--preprocessing", default="batch", choices=PREPROCESSING,
+                        help="input transform of every batch; results of another than "
+                             "'batch' are stored under '<source>@<preprocessing>'")
     args = parser.parse_args()
     torch.set_num_threads(1)
     path = RESULTS / f"{args.out}.json"
     old = json.loads(path.read_text()) if path.exists() else {}
     results = old.get("results", {})
     gas = load_gas_drift()
-    X = preprocess_gas(gas.data, gas.batch, "batch").astype(np.float32)
+    X = preprocess_gas(gas.data, gas.batch, args.preprocessing).astype(np.float32)
     src = gas.batch <= 3
     global _SOURCE_ROWS
     _SOURCE_ROWS = (X[src], gas.target[src])
     for sname in args.sources:
+        key = sname if args.preprocessing == "batch" else f"{sname}@{args.preprocessing}"
         start = time.perf_counter()
         source = pretrain(X[src], gas.target[src], SOURCES[sname])
         backbone = source.export_backbone()
@@ -232,7 +236,7 @@ def main() -> None:
             splits = few_label_splits(y_t, 0.1, args.repeats, number)
             source_only = float(np.mean([(source.predict(X_t[te]) == y_t[te]).mean()
                                          for _, te in splits]))
-            results.setdefault(sname, {}).setdefault(f"batch {number}", {})[
+            results.setdefault(key, {}).setdefault(f"batch {number}", {})[
                 "source-only"] = {"mean": round(source_only, 4)}
             for vname in args.variants:
                 start = time.perf_counter()
@@ -244,11 +248,12 @@ def main() -> None:
                        "std": round(float(np.std(scores)), 4),
                        "scores": [round(s, 4) for s in scores],
                        "seconds": round(time.perf_counter() - start, 1)}
-                results[sname][f"batch {number}"][vname] = rec
-                print(f"{sname:22s} batch {number} {vname:22s} {rec['mean']:.4f} "
+                results[key][f"batch {number}"][vname] = rec
+                print(f"{key:22s} batch {number} {vname:22s} {rec['mean']:.4f} "
                       f"+- {rec['std']:.4f} ({rec['seconds']}s)", flush=True)
             write(args.out, {"task": "gas multiclass, batches 1-3 -> 4, 5, 6, 10% labels, "
-                                     "per-batch standardised inputs",
+                                     "per-batch standardised inputs (after the transform "
+                                     "named after '@' in a result key)",
                              "metric": "accuracy", "repeats": args.repeats,
                              "sources": {k: repr(v) for k, v in SOURCES.items()},
                              "results": results})

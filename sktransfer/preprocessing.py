@@ -6,6 +6,11 @@ batches (``benchmarks/bench_gas.py``):
 
 - :class:`SignedLog`: ``sign(x) * log1p(|x|)`` tames the tails, so a few extreme readings
   no longer dominate a standardisation or a network's first layer;
+- :func:`sensor_pattern`: each row's response pattern across the sensor array, scaled to
+  unit length per feature type (vector normalisation, the e-nose remedy for
+  concentration: the direction of the array's response names the gas, its length mostly
+  says how much of it there is; Gardner & Bartlett, "Electronic Noses", 1999; Pearce et
+  al., "Handbook of Machine Olfaction", 2003);
 - :func:`standardize_by_group`: each domain (a batch recorded months later) is
   standardised with its own mean and standard deviation, computed from its own rows
   without labels (transductive, as in domain-specific normalisation: AdaBN, Li et al.
@@ -23,10 +28,13 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils._param_validation import StrOptions, validate_params
 from sklearn.utils.validation import check_array, validate_data
 
-__all__ = ["PREPROCESSING", "SignedLog", "preprocess_gas", "signed_log", "standardize_by_group"]
+__all__ = [
+    "PREPROCESSING", "SignedLog", "preprocess_gas", "sensor_pattern", "signed_log",
+    "standardize_by_group",
+]
 
 #: Names of the preprocessing choices of :func:`preprocess_gas`.
-PREPROCESSING = ("none", "log", "batch", "log+batch")
+PREPROCESSING = ("none", "log", "batch", "log+batch", "pattern+batch")
 
 
 def signed_log(X) -> np.ndarray:
@@ -74,6 +82,45 @@ class SignedLog(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.requires_fit = False
         return tags
+
+
+def sensor_pattern(X, n_sensors: int = 16) -> np.ndarray:
+    """Scale each row's pattern across the sensors to unit length, per feature type.
+
+    ``X`` holds ``n_sensors`` blocks of the same features, one block per sensor (the gas
+    drift layout: 16 sensors x 8 features, sensor-major). For each row and each feature
+    type, the vector of that feature over the sensors is divided by its Euclidean norm, so
+    a gas at another concentration (the same pattern, larger or smaller) maps to the same
+    point. Uses no labels and nothing across rows.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_sensors * n_features_per_sensor)
+    n_sensors : int, default=16
+        Number of sensor blocks.
+
+    Returns
+    -------
+    ndarray of the same shape, float64; an all-zero pattern stays zero.
+
+    Raises
+    ------
+    ValueError
+        If the number of columns is not a multiple of ``n_sensors``.
+
+    Examples
+    --------
+    >>> from sktransfer.preprocessing import sensor_pattern
+    >>> sensor_pattern([[3.0, 10.0, 4.0, 0.0]], n_sensors=2)  # two sensors, two features
+    array([[0.6, 1. , 0.8, 0. ]])
+    """
+    X = check_array(X, dtype=np.float64)
+    if n_sensors < 1 or X.shape[1] % n_sensors:
+        raise ValueError(f"X has {X.shape[1]} columns, not a multiple of n_sensors={n_sensors}")
+    blocks = X.reshape(len(X), n_sensors, -1)
+    norm = np.linalg.norm(blocks, axis=1, keepdims=True)
+    norm[norm < 1e-12] = 1.0
+    return (blocks / norm).reshape(X.shape)
 
 
 def standardize_by_group(X, groups) -> np.ndarray:
@@ -135,9 +182,11 @@ def preprocess_gas(X, groups, preprocessing: str = "log+batch") -> np.ndarray:
     X : array-like of shape (n_samples, n_features)
     groups : array-like of shape (n_samples,)
         Batch (domain) of each row, for the per-batch standardisation.
-    preprocessing : {"none", "log", "batch", "log+batch"}, default="log+batch"
+    preprocessing : {"none", "log", "batch", "log+batch", "pattern+batch"}, \
+            default="log+batch"
         ``"log"``: :func:`signed_log`; ``"batch"``: :func:`standardize_by_group`;
-        ``"log+batch"``: both, log first; ``"none"``: ``X`` as float64.
+        ``"log+batch"``: both, log first; ``"pattern+batch"``: :func:`sensor_pattern`
+        (16 sensors), then per batch; ``"none"``: ``X`` as float64.
 
     Returns
     -------
@@ -157,6 +206,8 @@ def preprocess_gas(X, groups, preprocessing: str = "log+batch") -> np.ndarray:
     X = check_array(X, dtype=np.float64)
     if "log" in preprocessing:
         X = signed_log(X)
+    if "pattern" in preprocessing:
+        X = sensor_pattern(X)
     if "batch" in preprocessing:
         X = standardize_by_group(X, groups)
     return X

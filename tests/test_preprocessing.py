@@ -65,7 +65,7 @@ def test_preprocess_gas_options():
                                standardize_by_group(X, groups))
     np.testing.assert_allclose(preprocess_gas(X, groups, "log+batch"),
                                standardize_by_group(signed_log(X), groups))
-    assert set(PREPROCESSING) == {"none", "log", "batch", "log+batch"}
+    assert set(PREPROCESSING) == {"none", "log", "batch", "log+batch", "pattern+batch"}
     with pytest.raises(ValueError, match="preprocessing"):
         preprocess_gas(X, groups, "zscore")
 
@@ -79,3 +79,21 @@ def test_baselines_take_the_same_preprocessing():
     tuned = make_baseline("svm_rbf", random_state=0).fit(X, y)
     assert set(tuned[-1].best_params_) == {"C", "gamma"}
     assert make_pipeline(SignedLog()).fit_transform(X).shape == X.shape
+
+
+def test_sensor_pattern_removes_concentration_per_feature_type():
+    from sktransfer.preprocessing import sensor_pattern
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(5, 16 * 8))
+    P = sensor_pattern(X)
+    blocks = P.reshape(5, 16, 8)
+    np.testing.assert_allclose(np.linalg.norm(blocks, axis=1), 1.0)
+    # the same pattern at another concentration (per feature type) maps to the same point
+    scale = np.tile(rng.uniform(0.1, 10, 8), 16)
+    np.testing.assert_allclose(sensor_pattern(X * scale[None] * 3.0), P)
+    assert np.all(sensor_pattern(np.zeros((2, 32)), n_sensors=16) == 0)
+    with pytest.raises(ValueError, match="multiple of n_sensors"):
+        sensor_pattern(np.ones((2, 10)), n_sensors=16)
+    Z = preprocess_gas(X, np.repeat([1, 2], [2, 3]), "pattern+batch")
+    np.testing.assert_allclose(Z[:2].mean(axis=0), 0, atol=1e-9)

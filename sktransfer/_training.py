@@ -125,6 +125,13 @@ class WeightedNet(NeuralNetClassifier):
             batch_count += 1
         self.history.record(prefix + "_batch_count", batch_count)
 
+    def on_batch_begin(self, net, **kwargs):
+        # skorch's ``history.new_batch()``, without its indexing machinery
+        if type(self.history) is History:
+            list.__getitem__(self.history, -1)["batches"].append({})
+        else:
+            super().on_batch_begin(net, **kwargs)
+
     def train_step(self, batch, **fit_params):
         # skorch notifies ``on_grad_computed`` after every backward pass, building a
         # generator over all parameters for it; skipped when no callback listens.
@@ -186,13 +193,14 @@ class WeightedNet(NeuralNetClassifier):
         return out.float() if isinstance(out, torch.Tensor) else out
 
     def _call_module(self, x, **fit_params):
-        if not self.head_only:
-            return super().infer(x, **fit_params)
+        # skorch's ``infer`` minus its argument merging when there is nothing to merge (the
+        # usual case: every batch), and through ``forward_head`` for cached embeddings
         x = to_tensor(x, device=self.device)
+        forward = self.module_.forward_head if self.head_only else self.module_
         if isinstance(x, dict):
-            kwargs = self._merge_x_and_fit_params(x, fit_params)
-            return self.module_.forward_head(kwargs.pop("x"), **kwargs)
-        return self.module_.forward_head(x, **fit_params)
+            kwargs = self._merge_x_and_fit_params(x, fit_params) if fit_params else dict(x)
+            return forward(kwargs.pop("x"), **kwargs) if "x" in kwargs else forward(**kwargs)
+        return forward(x, **fit_params)
 
     def _mixed_batch(self, batch):
         """``(X, y)`` of a training batch, its images mixed when MixUp/CutMix is on.

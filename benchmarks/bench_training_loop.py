@@ -1,11 +1,16 @@
 """Benchmark 2: TransferClassifier against a hand-written PyTorch loop (gas data, CPU).
 
 Same network (the "mlp" backbone and a linear head), data, optimizer (Adam), batch size,
-epochs and thread count. The hand loop is what a careful user writes: standardise once,
-shuffle indices each epoch, slice tensors, forward, loss, backward, step. Both run in this
-process, alternating, and the ratio of medians is reported. Goal: at most 1.10x.
+epochs and thread count (one: what ``n_threads="auto"`` picks for this network, set for
+the hand loop too). The hand loop is what a careful user writes: standardise once,
+shuffle indices each epoch, slice tensors, forward, loss, backward, step.
 
-    python benchmarks/bench_training_loop.py [--epochs 20] [--repeats 3]
+Both run in this process in pairs, hand loop then estimator, and each pair gives one
+ratio: on a shared machine the load drifts between pairs far more than within one, so the
+median of the paired ratios is the figure (the ratio of the median times is reported
+beside it). Goal: at most 1.05x.
+
+    python benchmarks/bench_training_loop.py [--epochs 20] [--repeats 9]
 """
 
 from __future__ import annotations
@@ -57,8 +62,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)
     X, y = load_gas_drift(return_X_y=True)
     kw = dict(epochs=args.epochs, batch_size=args.batch_size, lr=1e-3, seed=0)
     for fn in (hand_loop, estimator):  # warm-up: imports, allocators, first-call costs
@@ -70,16 +76,19 @@ def main(argv=None):
             pred, seconds = timed(fn, X, y, **kw)
             times[name].append(seconds)
             acc[name] = float(np.mean(pred == y))
+    paired = [e / h for h, e in zip(times["hand_loop"], times["estimator"])]
+    ratio = statistics.median(paired)
     med = {k: statistics.median(v) for k, v in times.items()}
-    ratio = med["estimator"] / med["hand_loop"]
     print(f"hand loop {med['hand_loop']:.2f}s  estimator {med['estimator']:.2f}s  "
-          f"ratio {ratio:.3f} (goal <= 1.10)")
+          f"median paired ratio {ratio:.3f} (goal <= 1.05)")
     write("training_loop", {
         "data": f"embedded gas batches 1-6, {X.shape[0]} rows x {X.shape[1]} features",
-        "settings": {**kw, "repeats": args.repeats, "steps_per_epoch":
+        "settings": {**kw, "repeats": args.repeats, "threads": 1, "steps_per_epoch":
                      -(-len(X) // args.batch_size)},
-        "seconds": times, "median_seconds": med, "ratio_estimator_over_hand_loop": ratio,
-        "goal": "<= 1.10", "met": ratio <= 1.10, "train_accuracy": acc,
+        "seconds": times, "median_seconds": med, "paired_ratios": paired,
+        "ratio_estimator_over_hand_loop": ratio,
+        "ratio_of_median_seconds": med["estimator"] / med["hand_loop"],
+        "goal": "<= 1.05", "met": ratio <= 1.05, "train_accuracy": acc,
     })
     return ratio
 

@@ -10,7 +10,8 @@ import torch
 from sklearn.model_selection import StratifiedShuffleSplit
 from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback
-from skorch.dataset import unpack_data
+from skorch.dataset import get_len, unpack_data
+from skorch.history import History
 from skorch.utils import to_tensor
 from torch import nn
 
@@ -70,9 +71,82 @@ class WeightedNet(NeuralNetClassifier):
             super()._set_training(training)
             self._mode_set = training
 
+    # skorch's ``notify`` calls every callback's method for every event, three times per
+    # batch, although most callbacks leave the per-batch methods as Callback's no-ops. The
+    # callbacks that define a method are looked up once per list of callbacks
+    # (``initialize_callbacks`` builds a new list) and only they are called; on the gas
+    # MLP this is part of what brings the estimator to within a few percent of a
+    # hand-written loop (benchmarks/bench_training_loop.py).
+    def notify(self, method_name, **cb_kwargs):
+        getattr(self, method_name)(self, **cb_kwargs)
+        for method in self._callback_plan(method_name):
+            method(self, **cb_kwargs)
+
+    def _callback_plan(self, method_name):
+        callbacks = self.__dict__.get("callbacks_", ())
+        plan = self.__dict__.get("_notify_plan")
+        if plan is None or plan[0] is not callbacks or plan[1] != len(callbacks):
+            plan = (callbacks, len(callbacks), {})
+            self.__dict__["_notify_plan"] = plan
+        methods = plan[2].get(method_name)
+        if methods is None:
+            noop = getattr(Callback, method_name, None)
+            methods = [getattr(cb, method_name) for _, cb in callbacks
+                       if noop is None or method_name in vars(cb)
+                       or getattr(type(cb), method_name, None) is not noop]
+            plan[2][method_name] = methods
+        return methods
+
+    def __getstate__(self):  # the plan holds bound methods: rebuilt after unpickling
+        state = super().__getstate__()
+        state.pop("_notify_plan", None)
+        return state
+
+    # skorch's own epoch loop, less per-batch work: the history's current batch is written
+    # directly (``History.record_batch`` resolves ``[-1]["batches"][-1]`` through its
+    # indexing machinery twice per batch) and the batch size is read off the targets
+    # instead of ``get_len`` walking the input dict. Same records, same callback events; a
+    # distributed history (Accelerate) keeps skorch's loop. Measured with
+    # benchmarks/bench_training_loop.py.
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
         self._mode_set = None
-        return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        if iterator is None or type(self.history) is not History:
+            return super().run_single_epoch(iterator, training, prefix, step_fn,
+                                            **fit_params)
+        loss_key, size_key = prefix + "_loss", prefix + "_batch_size"
+        batch_count = 0
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            record = list.__getitem__(self.history, -1)["batches"][-1]
+            record[loss_key] = step["loss"].item()
+            record[size_key] = _batch_size(batch)
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+            batch_count += 1
+        self.history.record(prefix + "_batch_count", batch_count)
+
+    def on_batch_begin(self, net, **kwargs):
+        # skorch's ``history.new_batch()``, without its indexing machinery
+        if type(self.history) is History:
+            list.__getitem__(self.history, -1)["batches"].append({})
+        else:
+            super().on_batch_begin(net, **kwargs)
+
+    def train_step(self, batch, **fit_params):
+        # skorch notifies ``on_grad_computed`` after every backward pass, building a
+        # generator over all parameters for it; skipped when no callback listens.
+        if self._callback_plan("on_grad_computed"):
+            return super().train_step(batch, **fit_params)
+        step_accumulator = self.get_train_step_accumulator()
+
+        def step_fn():
+            self._zero_grad_optimizer()
+            step = self.train_step_single(batch, **fit_params)
+            step_accumulator.store_step(step)
+            return step["loss"]
+
+        self._step_optimizer(step_fn)
+        return step_accumulator.get_step()
 
     def forward_iter(self, X, training=False, device="cpu"):
         self._mode_set = None
@@ -119,13 +193,14 @@ class WeightedNet(NeuralNetClassifier):
         return out.float() if isinstance(out, torch.Tensor) else out
 
     def _call_module(self, x, **fit_params):
-        if not self.head_only:
-            return super().infer(x, **fit_params)
+        # skorch's ``infer`` minus its argument merging when there is nothing to merge (the
+        # usual case: every batch), and through ``forward_head`` for cached embeddings
         x = to_tensor(x, device=self.device)
+        forward = self.module_.forward_head if self.head_only else self.module_
         if isinstance(x, dict):
-            kwargs = self._merge_x_and_fit_params(x, fit_params)
-            return self.module_.forward_head(kwargs.pop("x"), **kwargs)
-        return self.module_.forward_head(x, **fit_params)
+            kwargs = self._merge_x_and_fit_params(x, fit_params) if fit_params else dict(x)
+            return forward(kwargs.pop("x"), **kwargs) if "x" in kwargs else forward(**kwargs)
+        return forward(x, **fit_params)
 
     def _mixed_batch(self, batch):
         """``(X, y)`` of a training batch, its images mixed when MixUp/CutMix is on.
@@ -183,6 +258,15 @@ class WeightedNet(NeuralNetClassifier):
         if training and self.l2sp:
             loss = loss + self.l2sp_penalty()
         return loss
+
+
+def _batch_size(batch) -> int:
+    """Rows in a ``(X, y)`` batch, as skorch's ``get_len(X)``; the estimator's datasets
+    always yield a target tensor, its length is the batch's."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1],
+                                                                          torch.Tensor):
+        return len(batch[1])
+    return get_len(batch[0]) if isinstance(batch, (tuple, list)) else get_len(batch)
 
 
 def run_stages(net, y, stages) -> None:
@@ -281,17 +365,24 @@ class TrainAccuracy(Callback):
     end (which measurably slows small networks; see benchmarks/bench_training_loop.py).
     """
 
+    # Each batch's predicted classes are kept (a long per row, no sync with the device) and
+    # compared with the targets once at the epoch's end, instead of four small tensor
+    # operations per batch.
     def on_epoch_begin(self, net, **kwargs):
-        self.correct_, self.seen_ = 0, 0
+        self.outputs_, self.targets_ = [], []
 
     def on_batch_end(self, net, batch, training, y_pred=None, **kwargs):
         if training and y_pred is not None:
-            y_true = batch[1].to(y_pred.device)
-            self.correct_ = self.correct_ + (y_pred.argmax(1) == y_true).sum()
-            self.seen_ += len(y_true)
+            self.outputs_.append(y_pred.detach().argmax(1))
+            self.targets_.append(batch[1])
 
     def on_epoch_end(self, net, **kwargs):
-        correct, seen = self.correct_, self.seen_
+        correct, seen = 0.0, 0
+        if self.outputs_:
+            predicted = torch.cat(self.outputs_)
+            targets = torch.cat(self.targets_).to(predicted.device)
+            correct, seen = float((predicted == targets).sum()), len(targets)
+        self.outputs_, self.targets_ = [], []
         reduce = getattr(net, "sum_over_processes", None)
         if reduce is not None:  # a distributed fit: every process saw its own batches
             correct, seen = reduce([float(correct), float(seen)])

@@ -73,6 +73,49 @@ def test_gradient_norm_clipping_reaches_the_training_loop(blobs):
     assert np.abs(free.predict_proba(X) - one.predict_proba(X)).max() > 0.1
 
 
+class BatchCounter(Callback):
+    """Counts the per-batch events, training and validation apart."""
+
+    def initialize(self):
+        self.begin_ = {True: 0, False: 0}
+        self.end_ = {True: 0, False: 0}
+        return self
+
+    def on_batch_begin(self, net, training=False, **kwargs):
+        self.begin_[training] += 1
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        self.end_[training] += 1
+
+
+def test_every_batch_event_reaches_callbacks_and_the_history(blobs):
+    # the net calls only the callbacks that define a per-batch method, and writes the
+    # batch records itself: what callbacks and the history see must be skorch's
+    X, y = blobs
+    clf = TransferClassifier(**{**FAST, "batch_size": 16}, validation_fraction=0.25,
+                             callbacks=[BatchCounter()]).fit(X, y)
+    history = clf.net_.history
+    counter = _fitted_callback(clf, BatchCounter)
+    n_train, n_valid = sum(history[:, "train_batch_count"]), sum(history[:, "valid_batch_count"])
+    assert n_train == FAST["max_epochs"] * 9 and n_valid >= FAST["max_epochs"]
+    assert counter.begin_ == counter.end_ == {True: n_train, False: n_valid}
+    for epoch in history:
+        batches = epoch["batches"]
+        train = [b for b in batches if "train_loss" in b]
+        assert len(train) == epoch["train_batch_count"]
+        assert sum(b["train_batch_size"] for b in train) == 135
+        assert sum(b["valid_batch_size"] for b in batches if "valid_loss" in b) == 45
+        losses = [b["train_loss"] for b in train]
+        assert all(isinstance(v, float) and np.isfinite(v) for v in losses)
+        assert epoch["train_loss"] == pytest.approx(
+            np.average(losses, weights=[b["train_batch_size"] for b in train]))
+    # a callback added after fitting is called too (the net's plan follows its callbacks)
+    late = BatchCounter().initialize()
+    clf.net_.callbacks_.append(("late", late))
+    clf.net_.notify("on_batch_begin", batch=None, training=False)
+    assert late.begin_[False] == 1 and counter.begin_[False] == n_valid + 1
+
+
 @pytest.mark.parametrize("bad, message", [
     ([("train_acc", EpochCounter())], "name 'train_acc' is used by TransferClassifier"),
     (["not a callback"], "must be skorch.callbacks.Callback instances"),

@@ -171,6 +171,14 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         """Whether training batches are mixed (MixUp/CutMix): the cache is then inexact."""
         return False
 
+    def _fit_head_exactly(self, net, dataset, use_cache: bool) -> bool:
+        """Fit the head in one solve instead of ``net.fit`` (a linear probe); whether done.
+
+        Called for a new fit's single training stage; ``dataset`` holds cached embeddings
+        when ``use_cache``.
+        """
+        return False
+
     # -- parameters ----------------------------------------------------------------------
     def __init__(
         self,
@@ -724,6 +732,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             y_t = torch.as_tensor(y_enc)
             stages_ = []
             if head_epochs:
+                self._fit_head_exactly(net, None, False)  # refuses an exact head solve here
                 head_cache = self._cache_plan(network, FreezeBackbone())
                 head_data = (self._feature_dataset(network, inputs, y_t, weights, net, device)
                              if head_cache else None)
@@ -764,6 +773,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                                             weights, device)
                 net.head_only = use_cache
                 n_before = len(net.history) if continuing else 0
+                if partial or continuing:
+                    self._fit_head_exactly(net, None, False)  # refuses an exact head solve
                 if partial:
                     net.train_split = None
                     with _early_stopping_paused(net):
@@ -773,7 +784,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                                        if fraction else None)
                     net.max_epochs = int(self.max_epochs)
                     net.partial_fit(dataset, y_enc)
-                else:
+                elif not self._fit_head_exactly(net, dataset, use_cache):
                     net.fit(dataset, y_enc)
                 stages_ = [*getattr(self, "stages_", [])] if continuing else []
                 stages_.append({"stage": "train", "epochs": int(self.max_epochs),

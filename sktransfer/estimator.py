@@ -123,6 +123,20 @@ default=False
         mixes rows of tabular data; CutMix is for images only.
     label_smoothing : float in [0, 1), default=0.0
         As in ``torch.nn.CrossEntropyLoss``; works with sample weights and mixing.
+    head_solver : {"minibatch", "lbfgs"}, default="minibatch"
+        How the head trains. ``"minibatch"``: ``max_epochs`` epochs of ``optimizer``.
+        ``"lbfgs"``: a linear probe, for a linear head on a frozen backbone's cached
+        embeddings (``freeze="backbone"``, no augmentation): the head is multinomial
+        logistic regression on the embeddings, a convex problem, solved to convergence in
+        one full-batch L-BFGS run on standardised embeddings with an L2 penalty (as
+        scikit-learn's ``LogisticRegression`` on standardised features; Kornblith et al.
+        2019, Kumar et al. 2022). ``lr``, ``optimizer``, ``max_epochs``, ``batch_size``
+        and the schedule are then unused, ``callbacks`` do not run and ``history_`` has
+        one row. Any other setting (fine-tuning, ``warm_start``, ``partial_fit``, a
+        validation hold-out, an MLP head, bypassed cache) is a ValueError.
+    head_C : float, default=1.0
+        Inverse L2 strength of ``head_solver="lbfgs"``, as ``C`` of ``LogisticRegression``
+        on the standardised embeddings; finite and > 0.
     cache_features : {"auto", True, False}, default="auto"
         Reuse a frozen backbone's embeddings across epochs, folds, grid candidates and
         predictions (see :mod:`sktransfer.cache`). ``"auto"`` caches wherever it is exact:
@@ -231,6 +245,8 @@ default=False
         "mixup": [Interval(Real, 0, math.inf, closed="left")],
         "cutmix": [Interval(Real, 0, math.inf, closed="left")],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+        "head_solver": [StrOptions({"minibatch", "lbfgs"})],
+        "head_C": [Interval(Real, 0, math.inf, closed="neither")],
     }
     _net_class = WeightedNet
     _stratify = True
@@ -262,6 +278,8 @@ default=False
         mixup: float = 0.0,
         cutmix: float = 0.0,
         label_smoothing: float = 0.0,
+        head_solver: str = "minibatch",
+        head_C: float = 1.0,
         cache_features: bool | str = "auto",
         cache_dir: Any = None,
         mixed_precision: bool | str = "auto",
@@ -295,6 +313,8 @@ default=False
         self.mixup = mixup
         self.cutmix = cutmix
         self.label_smoothing = label_smoothing
+        self.head_solver = head_solver
+        self.head_C = head_C
 
     # ------------------------------------------------------------------ task hooks
     def _validate_more(self) -> None:
@@ -362,6 +382,37 @@ default=False
 
     def _mixes_inputs(self) -> bool:
         return bool(self.mixup or self.cutmix)
+
+    def _fit_head_exactly(self, net, dataset, use_cache: bool) -> bool:
+        if self.head_solver != "lbfgs":
+            return False
+        why = None
+        if self._continues(partial=False) or dataset is None:
+            why = ("it fits a new linear head on a frozen backbone in one solve (no "
+                   "warm_start, partial_fit or freeze policy that trains the backbone)")
+        elif not use_cache:
+            why = ("it needs the frozen backbone's cached embeddings: use "
+                   "freeze='backbone', no augmentation, cache_features='auto' or True")
+        elif not isinstance(self.head, str):
+            why = "it fits a linear head only (head='linear')"
+        elif net.train_split is not None:
+            why = ("it has no epochs to validate: set validation_fraction=None and "
+                   "early_stopping=None")
+        if why is not None:
+            raise ValueError(f"head_solver='lbfgs' does not apply to this fit: {why}; "
+                             "or use head_solver='minibatch'")
+        from ._linear_probe import fit_linear_probe
+
+        net.initialize()
+        linear = net.module_.head[-1]
+        stats = fit_linear_probe(linear, dataset.x, dataset.y, dataset.sample_weight,
+                                 C=float(self.head_C),
+                                 label_smoothing=float(self.label_smoothing))
+        net.history.new_epoch()
+        net.history.record("epoch", 1)
+        for key, value in stats.items():
+            net.history.record(key, value)
+        return True
 
     def _target_sample_weights(self, y_enc: np.ndarray) -> np.ndarray | None:
         if self.class_weight is None:

@@ -1,0 +1,107 @@
+"""head_solver="lbfgs": an exact linear probe on a frozen backbone's cached embeddings."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
+from torch import nn
+
+from sktransfer import TransferClassifier
+from sktransfer._linear_probe import fit_linear_probe
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_classification(n_samples=120, n_features=6, n_informative=4,
+                               n_redundant=0, n_classes=3, random_state=0)
+    # features on very different scales: the probe standardises them
+    return (X * np.array([1, 10, 100, 0.1, 1, 5])).astype(np.float32), y
+
+
+def _probe(**params):
+    # a parameter-free module as the frozen backbone: its embeddings are the columns
+    params = {"backbone": nn.Identity(), "freeze": "backbone", **params}
+    return TransferClassifier(params.pop("backbone"), head_solver="lbfgs", random_state=0,
+                              **params)
+
+
+@pytest.mark.parametrize("C", [0.05, 1.0])
+def test_lbfgs_head_is_logistic_regression_on_standardised_embeddings(data, C):
+    X, y = data
+    clf = _probe(head_C=C).fit(X, y)
+    ref = make_pipeline(StandardScaler(),
+                        LogisticRegression(C=C, tol=1e-10, max_iter=10_000)).fit(X, y)
+    np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), atol=2e-3)
+    assert clf.feature_cache_used_
+    assert len(clf.history_) == 1 and clf.history_["train_loss"].notna().all()
+
+
+def test_smaller_C_regularises_more(data):
+    X, y = data
+    norms = [np.linalg.norm(_probe(head_C=C).fit(X, y).net_.module_.head[-1].weight
+                            .detach().numpy()) for C in (0.01, 1.0)]
+    assert norms[0] < norms[1] / 5
+
+
+def test_lbfgs_ignores_lr_and_epochs(data):
+    X, y = data
+    a = _probe(lr=1e-5, max_epochs=1).fit(X, y).predict_proba(X)
+    b = _probe(lr=1.0, max_epochs=50).fit(X, y).predict_proba(X)
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_sample_weight_counts_in_the_probe(data):
+    X, y = data
+    w = np.where(y == 0, 10.0, 1.0)
+    plain = _probe(head_C=0.05).fit(X, y).predict_proba(X)[:, 0].mean()
+    weighted = _probe(head_C=0.05).fit(X, y, sample_weight=w).predict_proba(X)[:, 0].mean()
+    assert weighted > plain + 0.02
+
+
+@pytest.mark.filterwarnings("ignore:freeze='gradual' keeps layers")
+@pytest.mark.parametrize("params, message", [
+    ({"head": (8,)}, "linear head only"),
+    ({"validation_fraction": 0.2}, "no epochs to validate"),
+    ({"early_stopping": 3}, "no epochs to validate"),
+    ({"freeze": "none", "backbone": "mlp"}, "cached embeddings"),
+    ({"freeze": "gradual", "backbone": "mlp", "max_epochs": 8}, "one solve"),
+])
+def test_lbfgs_refuses_fits_it_does_not_solve(data, params, message):
+    X, y = data
+    with pytest.raises(ValueError, match=message):
+        _probe(**params).fit(X, y)
+
+
+def test_lbfgs_refuses_warm_start_and_partial_fit(data):
+    X, y = data
+    clf = _probe(warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match="one solve"):
+        clf.fit(X, y)
+    with pytest.raises(ValueError, match="one solve"):
+        _probe().partial_fit(X, y, classes=np.unique(y))
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0])
+def test_head_C_must_be_positive(data, bad):
+    X, y = data
+    with pytest.raises(InvalidParameterError, match="head_C"):
+        _probe(head_C=bad).fit(X, y)
+
+
+def test_fit_linear_probe_folds_the_scaling_into_the_layer():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 4, generator=gen) * torch.tensor([1.0, 50.0, 0.01, 3.0]) + 7.0
+    noise = torch.randn(60, generator=gen)  # overlapping classes: a finite optimum
+    score = x[:, 0] + x[:, 1] / 50 + noise
+    y = (score > 6.5).long() + (score > 7.5).long()  # three classes: both softmax models
+    head = nn.Linear(4, 3)
+    stats = fit_linear_probe(head, x, y, C=10.0)
+    assert stats["train_acc"] > 0.5  # chance: 1/3
+    z = (x - x.mean(0)) / x.std(0, unbiased=False)
+    ref = LogisticRegression(C=10.0, tol=1e-10, max_iter=10_000).fit(z.numpy(), y.numpy())
+    np.testing.assert_allclose(torch.softmax(head(x), 1).detach().numpy(),
+                               ref.predict_proba(z.numpy()), atol=2e-3)

@@ -197,9 +197,15 @@ class SharedFeatures:
         for name in names:
             try:
                 futures[name] = self.client.get_dataset(name)
-            except KeyError:
+            except Exception:  # unpublished (KeyError), or its data cancelled meanwhile
                 lost.append(name)
-        holders = self.client.who_has(list(futures.values())) if futures else {}
+        try:
+            holders = self.client.who_has(list(futures.values())) if futures else {}
+        except Exception:  # a key cancelled meanwhile: ask for each alone
+            holders = {}
+            for future in futures.values():
+                with contextlib.suppress(Exception):
+                    holders.update(self.client.who_has([future]))
         alive = {}
         for name, future in futures.items():
             if holders.get(future.key):
@@ -213,6 +219,23 @@ class SharedFeatures:
                 if future.status != "finished":
                     lost.append(name)
                     del alive[name]
+        self._forget(lost)
+        if not alive:
+            return []
+        try:
+            return self.client.gather(list(alive.values()), errors="skip")
+        except Exception:  # cancelled or lost between the checks above and the gather
+            chunks, lost = [], []
+            for name, future in alive.items():
+                try:
+                    chunks.append(self.client.gather(future))
+                except Exception:
+                    lost.append(name)
+            self._forget(lost)
+            return chunks
+
+    def _forget(self, lost: list[str]) -> None:
+        """Unpublish lost chunks and tombstone their index entries."""
         for name in lost:
             with contextlib.suppress(Exception):
                 self.client.unpublish_dataset(name)
@@ -220,7 +243,6 @@ class SharedFeatures:
         if lost:
             logger.info("feature cache: %d chunks lost by the cluster (a worker left); "
                         "their rows are recomputed", len(lost))
-        return self.client.gather(list(alive.values()), errors="skip") if alive else []
 
     # ------------------------------------------------------------------ write
     @contextlib.contextmanager

@@ -61,10 +61,11 @@ def fit_linear_probe(linear: nn.Linear, features: torch.Tensor, y: torch.Tensor,
     >>> import torch
     >>> from torch import nn
     >>> from sktransfer._linear_probe import fit_linear_probe
-    >>> x = torch.randn(40, 3); y = (x[:, 0] > 0).long()
+    >>> x = torch.randn(40, 3, generator=torch.Generator().manual_seed(0))
+    >>> y = (x[:, 0] > 0).long()
     >>> head = nn.Linear(3, 2)
-    >>> fit_linear_probe(head, x, y)["train_acc"]
-    1.0
+    >>> fit_linear_probe(head, x, y)["train_acc"] >= 0.95
+    True
     """
     start = time.perf_counter()
     device = linear.weight.device

@@ -171,11 +171,14 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         """Whether training batches are mixed (MixUp/CutMix): the cache is then inexact."""
         return False
 
-    def _fit_head_exactly(self, net, dataset, use_cache: bool) -> bool:
-        """Fit the head in one solve instead of ``net.fit`` (a linear probe); whether done.
+    def _fit_head_exactly(self, net, dataset, use_cache: bool, stage: str = "train") -> bool:
+        """Fit the head in one solve instead of training epochs (a linear probe); whether
+        done, or a ValueError where the estimator asks for a solve that cannot apply.
 
-        Called for a new fit's single training stage; ``dataset`` holds cached embeddings
-        when ``use_cache``.
+        ``stage``: ``"train"``, a new fit's single training stage; ``"head"``, the head
+        stage of LP-FT (:class:`~sktransfer.freeze.GradualUnfreeze`); ``"continue"``,
+        ``warm_start`` or ``partial_fit``. ``dataset`` holds cached embeddings when
+        ``use_cache``.
         """
         return False
 
@@ -732,10 +735,12 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             y_t = torch.as_tensor(y_enc)
             stages_ = []
             if head_epochs:
-                self._fit_head_exactly(net, None, False)  # refuses an exact head solve here
                 head_cache = self._cache_plan(network, FreezeBackbone())
                 head_data = (self._feature_dataset(network, inputs, y_t, weights, net, device)
                              if head_cache else None)
+                # LP-FT as Kumar et al. fit the LP: one exact solve on the cached embeddings
+                # (head_solver="lbfgs"), else head_epochs epochs of the optimizer
+                exact_head = self._fit_head_exactly(net, head_data, head_cache, "head")
                 use_cache, digest = False, None
                 dataset = self._dataset(inputs, network.backbone.image_size, y_t, weights,
                                         device)
@@ -748,7 +753,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
                 stages = [(head_epochs, head_data or dataset, head_cache, None),
                           (int(self.max_epochs) - head_epochs, dataset, False, unfreeze)]
-                run_stages(net, y_enc, stages)
+                run_stages(net, y_enc, stages[1:] if exact_head else stages,
+                           initialized=exact_head)
                 if "first" in marks and marks["first"] < len(net.history):
                     net.history[marks["first"]]["unfrozen"] = True
                 stages_ = [
@@ -774,7 +780,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 net.head_only = use_cache
                 n_before = len(net.history) if continuing else 0
                 if partial or continuing:
-                    self._fit_head_exactly(net, None, False)  # refuses an exact head solve
+                    self._fit_head_exactly(net, None, False, "continue")  # refuses a solve
                 if partial:
                     net.train_split = None
                     with _early_stopping_paused(net):

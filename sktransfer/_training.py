@@ -269,14 +269,16 @@ def _batch_size(batch) -> int:
     return get_len(batch[0]) if isinstance(batch, (tuple, list)) else get_len(batch)
 
 
-def run_stages(net, y, stages) -> None:
+def run_stages(net, y, stages, initialized: bool = False) -> None:
     """Train ``net`` through consecutive stages, continuing one history.
 
     Each stage is ``(epochs, dataset, head_only, before)``: ``before(net)`` (or None) runs
     first, e.g. to unfreeze the backbone and start a fresh optimizer; ``head_only`` says
     the dataset holds cached embeddings. The first stage is a ``fit``, the others
     ``partial_fit`` calls, so callbacks (schedules, early stopping) see each stage as a
-    training run of its own, planned over its own ``epochs``.
+    training run of its own, planned over its own ``epochs``. ``initialized``: the net
+    was initialised and already trained (e.g. a head solved exactly), so the first stage
+    is a ``partial_fit`` too (a ``fit`` would re-initialise the module).
     """
     total = net.max_epochs
     try:
@@ -285,7 +287,7 @@ def run_stages(net, y, stages) -> None:
                 before(net)
             net.head_only = head_only
             net.max_epochs = int(epochs)
-            if i == 0:
+            if i == 0 and not initialized:
                 net.fit(dataset, y)
             else:
                 net.partial_fit(dataset, y)

@@ -132,8 +132,12 @@ default=False
         scikit-learn's ``LogisticRegression`` on standardised features; Kornblith et al.
         2019, Kumar et al. 2022). ``lr``, ``optimizer``, ``max_epochs``, ``batch_size``
         and the schedule are then unused, ``callbacks`` do not run and ``history_`` has
-        one row. Any other setting (fine-tuning, ``warm_start``, ``partial_fit``, a
-        validation hold-out, an MLP head, bypassed cache) is a ValueError.
+        one row. With ``freeze="gradual"`` (LP-FT) it solves the head stage instead of
+        its ``head_epochs`` epochs, as Kumar et al. fit the LP of LP-FT, then fine-tunes
+        ``max_epochs - head_epochs`` epochs (``history_``: one row for the solve, then
+        the epochs). Any other setting (fine-tuning from the start, ``warm_start``,
+        ``partial_fit``, a validation hold-out, an MLP head, bypassed cache) is a
+        ValueError.
     head_C : float, default=1.0
         Inverse L2 strength of ``head_solver="lbfgs"``, as ``C`` of ``LogisticRegression``
         on the standardised embeddings; finite and > 0.
@@ -383,16 +387,17 @@ default=False
     def _mixes_inputs(self) -> bool:
         return bool(self.mixup or self.cutmix)
 
-    def _fit_head_exactly(self, net, dataset, use_cache: bool) -> bool:
+    def _fit_head_exactly(self, net, dataset, use_cache: bool, stage: str = "train") -> bool:
         if self.head_solver != "lbfgs":
             return False
         why = None
-        if self._continues(partial=False) or dataset is None:
+        if stage == "continue" or self._continues(partial=False):
             why = ("it fits a new linear head on a frozen backbone in one solve (no "
-                   "warm_start, partial_fit or freeze policy that trains the backbone)")
-        elif not use_cache:
+                   "warm_start or partial_fit)")
+        elif not use_cache or dataset is None:
             why = ("it needs the frozen backbone's cached embeddings: use "
-                   "freeze='backbone', no augmentation, cache_features='auto' or True")
+                   "freeze='backbone' (or 'gradual': LP-FT, the head solved before "
+                   "fine-tuning), no augmentation, cache_features='auto' or True")
         elif not isinstance(self.head, str):
             why = "it fits a linear head only (head='linear')"
         elif net.train_split is not None:

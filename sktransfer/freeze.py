@@ -210,7 +210,9 @@ class GradualUnfreeze(FreezePolicy):
 
     1. ``head_epochs`` epochs of the head alone. The backbone is frozen (BatchNorm
        statistics included), so its embeddings are computed once through the feature
-       cache, exactly, unless augmentation makes them random;
+       cache, exactly, unless augmentation makes them random. With the estimator's
+       ``head_solver="lbfgs"`` the head is instead solved exactly on those embeddings
+       (L2 logistic regression, as Kumar et al. fit their linear probe);
     2. the remaining ``max_epochs - head_epochs`` epochs with the whole network unfrozen,
        a fresh optimizer and learning-rate schedule, and the backbone at
        ``lr * backbone_lr_mult`` (0.1 by default for this policy).

@@ -62,13 +62,15 @@ def test_sample_weight_counts_in_the_probe(data):
     assert weighted > plain + 0.02
 
 
-@pytest.mark.filterwarnings("ignore:freeze='gradual' keeps layers")
+@pytest.mark.filterwarnings("ignore:freeze='.*' keeps layers")
 @pytest.mark.parametrize("params, message", [
     ({"head": (8,)}, "linear head only"),
     ({"validation_fraction": 0.2}, "no epochs to validate"),
     ({"early_stopping": 3}, "no epochs to validate"),
     ({"freeze": "none", "backbone": "mlp"}, "cached embeddings"),
-    ({"freeze": "gradual", "backbone": "mlp", "max_epochs": 8}, "one solve"),
+    ({"freeze": "last:2", "backbone": "mlp"}, "cached embeddings"),
+    ({"freeze": "gradual", "backbone": "mlp", "max_epochs": 8, "cache_features": False},
+     "cached embeddings"),
 ])
 def test_lbfgs_refuses_fits_it_does_not_solve(data, params, message):
     X, y = data
@@ -105,3 +107,23 @@ def test_fit_linear_probe_folds_the_scaling_into_the_layer():
     ref = LogisticRegression(C=10.0, tol=1e-10, max_iter=10_000).fit(z.numpy(), y.numpy())
     np.testing.assert_allclose(torch.softmax(head(x), 1).detach().numpy(),
                                ref.predict_proba(z.numpy()), atol=2e-3)
+
+
+@pytest.mark.filterwarnings("ignore:freeze='.*' keeps layers")
+def test_lbfgs_solves_the_head_stage_of_lp_ft_then_fine_tunes(data):
+    """LP-FT as Kumar et al. run it: the probe solved exactly, then every layer trains."""
+    X, y = data
+    common = dict(backbone="mlp", backbone_kwargs={"hidden": (16,)})
+    probe = _probe(**common).fit(X, y)
+    lpft = _probe(**common, freeze="gradual:2", max_epochs=6).fit(X, y)
+    history = lpft.history_
+    # one row for the solve (the same solution as the plain probe), then 6 - 2 epochs
+    assert len(history) == 1 + 4
+    assert history["train_loss"].iloc[0] == pytest.approx(probe.history_["train_loss"].iloc[0],
+                                                          rel=1e-4)
+    assert [s["epochs_run"] for s in lpft.stages_] == [1, 4]
+    assert lpft.stages_[0]["cached_features"]
+    # the fine-tuning stage moved the backbone away from the probe's frozen one
+    moved = [not torch.equal(a, b) for a, b in zip(
+        lpft.net_.module_.backbone.parameters(), probe.net_.module_.backbone.parameters())]
+    assert any(moved)

@@ -255,8 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "fine-tuned. Strategies: {strategies}.", strategies="monkeys")
     monkeys.add_argument("--backbone", default="efficientnet_lite0",
                          help="pretrained backbone (default: efficientnet_lite0)")
-    monkeys.add_argument("--image-size", type=_positive_int, default=224,
-                         help="image resolution of the pretrained backbone (default: 224)")
+    monkeys.add_argument("--image-size", type=_positive_int, default=None,
+                         help="image resolution of the pretrained backbone (default: "
+                              "run_monkeys's, 256)")
     monkeys.set_defaults(strategy_names="monkeys")
 
     commands.add_parser("list-backbones",
@@ -329,8 +330,8 @@ def _run(args: argparse.Namespace):
         extra = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
         return run_cifar(args.data_home, b_classes=args.b_classes,
                          download=args.download, **common, **extra)
-    return run_monkeys(args.data_home, backbone=args.backbone, image_size=args.image_size,
-                       **common)
+    extra = {} if args.image_size is None else {"image_size": args.image_size}
+    return run_monkeys(args.data_home, backbone=args.backbone, **common, **extra)
 
 
 def _load_gas(args):

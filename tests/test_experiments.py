@@ -153,11 +153,32 @@ def test_run_monkeys_fine_tunes_with_frozen_batchnorm(monkeypatch):
 
 
 def test_run_monkeys_fine_tune_default_is_lp_ft(monkeypatch):
-    # the defaults: the head converges alone first (30 epochs on cached features), then
-    # the whole network trains 3 epochs with its own warmup + cosine schedule
+    # the defaults: the head solved exactly first (one L-BFGS solve on cached features),
+    # then the whole network trains 3 epochs with its own warmup + cosine schedule
     monkeypatch.setattr(monkeys_module, "fetch_monkeys", _fake_monkeys)
     res = run_monkeys(None, image_size=32, batch_size=16, strategies="fine-tune")
     unfrozen = res.histories["unfrozen"].tolist()  # True on the first unfrozen epoch
-    assert len(unfrozen) == 33 and unfrozen.index(True) == 30 and sum(unfrozen) == 1
+    assert len(unfrozen) == 4 and unfrozen.index(True) == 1 and sum(unfrozen) == 1
+    assert res.settings["head_solver"] == "lbfgs"
     assert res.settings["lr_schedule"] == "cosine" and res.settings["tta"] is True
     assert res.settings["epochs"] == {"efficientnet_lite0-fine-tune": 33}
+
+
+def test_run_monkeys_pretrained_models_run_at_image_size(monkeypatch):
+    # not at the backbone's own 224 px: the images' resolution is the one asked for
+    monkeypatch.setattr(monkeys_module, "fetch_monkeys", _fake_monkeys)
+    seen = []
+    fit = monkeys_module.TransferClassifier.fit
+
+    def spy(self, X, y, **kwargs):
+        seen.append(self.image_size)
+        return fit(self, X, y, **kwargs)
+
+    monkeypatch.setattr(monkeys_module.TransferClassifier, "fit", spy)
+    run_monkeys(None, image_size=40, scratch_image_size=32, epochs=2, batch_size=16,
+                strategies="feature-extraction,fine-tune")
+    assert seen == [40, 40]
+    # minibatch heads stay available
+    res = run_monkeys(None, image_size=32, batch_size=16, strategies="fine-tune",
+                      head_solver="minibatch", epochs=3, ft_head_epochs=2)
+    assert res.histories["unfrozen"].tolist() == [False, False, True]

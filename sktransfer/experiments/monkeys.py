@@ -38,7 +38,7 @@ def run_monkeys(
     data_home: Any = None,
     *,
     backbone: str = "efficientnet_lite0",
-    image_size: int = 224,
+    image_size: int = 256,
     scratch_image_size: int = 64,
     strategies: str | Iterable[str] | None = None,
     epochs: int | None = None,
@@ -55,6 +55,8 @@ def run_monkeys(
     ft_l2sp: float = 0.0,
     ft_augment: bool = False,
     tta: bool = True,
+    head_solver: str = "lbfgs",
+    head_C: float = 1.0,
     batch_size: int = 32,
     test_fraction: float = 0.2,
     seed: int = 0,
@@ -70,11 +72,11 @@ def run_monkeys(
     - ``scratch``: the small ``"cnn"`` trained from random weights at
       ``scratch_image_size`` pixels, with augmentation;
     - ``feature-extraction``: ``backbone`` with its ImageNet weights frozen, a new linear
-      head trained (``head_lr``) on the cached features for ``fe_epochs``;
+      head fitted on the cached features: by default solved exactly (``head_solver``);
     - ``fine-tune``: LP-FT (Kumar et al., ICLR 2022: a converged linear probe first, so
       fine-tuning does not distort the features with a random head's gradients), as
-      fastai's ``fine_tune``: the head alone for ``ft_head_epochs`` on the cached
-      features (cheap, exact), then all layers for ``ft_epochs - ft_head_epochs`` epochs
+      fastai's ``fine_tune``: the head alone on the cached features (cheap, exact;
+      solved as Kumar et al. do by default, else ``ft_head_epochs`` epochs), then all layers for ``ft_epochs - ft_head_epochs`` epochs
       with a fresh optimizer and schedule (``ft_warmup``), the backbone at
       ``ft_lr * backbone_lr_mult``, optionally pulled toward its ImageNet weights
       (``ft_l2sp``, L2-SP: Li et al., ICML 2018), BatchNorm layers kept frozen with their
@@ -97,8 +99,11 @@ def run_monkeys(
         Data home holding ``monkeys/`` (see :func:`~sktransfer.datasets.fetch_monkeys`).
     backbone : str, default="efficientnet_lite0"
         Pretrained backbone (a registry name with ImageNet weights).
-    image_size : int, default=224
-        Resolution the images are loaded at (and the pretrained backbone runs at).
+    image_size : int, default=256
+        Resolution the images are loaded at (and the pretrained backbone runs at): the
+        short side of the photos as shipped, a little above the 224 px the ImageNet
+        network was trained at, which suits a pretrained network (FixRes: Touvron et al.,
+        NeurIPS 2019, objects look as large as in the random crops it trained on).
     scratch_image_size : int, default=64
         Resolution of the scratch CNN (kept small: it trains on two CPU cores).
     strategies : str or iterable of str, default=None
@@ -130,6 +135,15 @@ def run_monkeys(
         Random flips and shifts while fine-tuning (the scratch CNN always augments).
     tta : bool, default=True
         Flip test-time augmentation of the pretrained models' predictions.
+    head_solver : {"lbfgs", "minibatch"}, default="lbfgs"
+        How the linear head on the frozen backbone is fitted, for feature extraction and
+        for the LP stage of fine-tuning: ``"lbfgs"`` solves the L2 logistic regression on
+        the cached embeddings exactly (the linear probe of Kornblith et al. 2019 and of
+        Kumar et al.'s LP-FT; ``fe_epochs`` and ``ft_head_epochs`` then only say where
+        the fine-tuning epochs start), ``"minibatch"`` trains it ``fe_epochs`` /
+        ``ft_head_epochs`` epochs with Adam at ``head_lr`` / ``ft_lr``.
+    head_C : float, default=1.0
+        Inverse L2 strength of the ``"lbfgs"`` head (on standardised embeddings).
     batch_size : int, default=32
         Mini-batch size.
     test_fraction : float, default=0.2
@@ -173,6 +187,8 @@ def run_monkeys(
         net_verbose = max(verbose, 2 * progress)
         common = dict(batch_size=batch_size, device=device, random_state=seed,
                       verbose=net_verbose)
+        # the pretrained backbone runs at the images' resolution, not its own default
+        pretrained = dict(common, image_size=image_size)
         models: dict[str, TransferClassifier] = {}
         strategy_of: dict[str, str] = {}  # model name -> strategy, set where it is built
         if "scratch" in selected:
@@ -185,8 +201,8 @@ def run_monkeys(
             strategy_of[name] = "feature-extraction"
             models[name] = TransferClassifier(
                 backbone, weights="imagenet", freeze=STRATEGY_FREEZE["feature-extraction"],
-                lr=head_lr, lr_schedule=lr_schedule, tta=tta,
-                max_epochs=n_epochs["feature-extraction"], **common)
+                lr=head_lr, lr_schedule=lr_schedule, tta=tta, head_solver=head_solver,
+                head_C=head_C, max_epochs=n_epochs["feature-extraction"], **pretrained)
         if "fine-tune" in selected:
             head_epochs = max(min(ft_head_epochs, n_epochs["fine-tune"] - 1), 0)
             # Fine-tuning here is LP-FT (head first, on cached features), with BatchNorm kept
@@ -197,7 +213,8 @@ def run_monkeys(
                 backbone, weights="imagenet", freeze=policy,
                 lr=ft_lr, backbone_lr_mult=backbone_lr_mult, augment=ft_augment,
                 lr_schedule=lr_schedule, warmup=ft_warmup, l2sp=ft_l2sp, tta=tta,
-                max_epochs=n_epochs["fine-tune"], **common)
+                head_solver=head_solver, head_C=head_C,
+                max_epochs=n_epochs["fine-tune"], **pretrained)
         result = compare(
             models, X_train, y_train, test=(X_test, y_test), strategies=strategy_of,
             class_names=dict(enumerate(names)), progress=progress, experiment="monkeys",
@@ -210,6 +227,7 @@ def run_monkeys(
         "ft_head_epochs": ft_head_epochs, "lr": lr, "head_lr": head_lr, "ft_lr": ft_lr,
         "backbone_lr_mult": backbone_lr_mult, "lr_schedule": lr_schedule,
         "ft_warmup": ft_warmup, "ft_l2sp": ft_l2sp, "ft_augment": ft_augment, "tta": tta,
+        "head_solver": head_solver, "head_C": head_C,
         "ft_batchnorm": "frozen (ImageNet running statistics)",
         "batch_size": batch_size, "optimizer": "adam",
         "validation_fraction": 0.1, "n_train": int(len(y_train)), "n_test": int(len(y_test)),

@@ -48,7 +48,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 
-from ._threads import scoped_threads, use_threads
+from ._threads import scoped_threads, torch_threads, use_threads
 from ._training import (
     OPTIMIZERS,
     HoldOut,
@@ -471,10 +471,15 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         shape = inputs.sample_shape
         if shape is None:  # image paths: the size comes from the backbone
             shape = (3, self.image_size or 224, self.image_size or 224)
-        backbone = create_backbone(
-            spec, weights=self._backbone_weights(), input_shape=shape,
-            **(self.backbone_kwargs or {})
-        )
+        # One thread: building is random initialisation (serial anyway) and copying the
+        # weights in, hundreds of tensors each a parallel region that, on a busy machine,
+        # waits at its barrier for a descheduled thread; one thread builds 2-4x faster
+        # there, and the same numbers (benchmarks/bench_frozen_gridsearch.py builds 13).
+        with torch_threads(1):
+            backbone = create_backbone(
+                spec, weights=self._backbone_weights(), input_shape=shape,
+                **(self.backbone_kwargs or {})
+            )
         name = spec if isinstance(spec, str) else type(spec).__name__
         data_kind = "tabular" if inputs.kind == "tabular" else "image"
         if backbone.kind != data_kind:
@@ -774,6 +779,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                                                      str(net.device), net.amp_dtype)
                     dataset = _on_device_if_it_fits(ArrayDataset(features, y_t, weights),
                                                     device)
+                    # only the head trains now: the threads suit its size, not the backbone's
+                    use_threads(self.n_threads, network.head)
                 else:
                     dataset = self._dataset(inputs, network.backbone.image_size, y_t,
                                             weights, device)
@@ -910,6 +917,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         features = self._predict_features(inputs)
         dataset = None
         if features is not None:
+            use_threads(self.n_threads, network.head)  # only the head runs from here
             views = [_run_batches(network, network.forward_head, ArrayDataset(features),
                                   self.batch_size, device, amp_dtype, kind="tabular")]
         else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.model_selection import StratifiedShuffleSplit
-from skorch import NeuralNetClassifier
+from skorch import NeuralNet, NeuralNetClassifier
 from skorch.callbacks import Callback
 from skorch.dataset import get_len, unpack_data
 from skorch.history import History
@@ -114,16 +114,27 @@ class WeightedNet(NeuralNetClassifier):
             return super().run_single_epoch(iterator, training, prefix, step_fn,
                                             **fit_params)
         loss_key, size_key = prefix + "_loss", prefix + "_batch_size"
+        # what ``notify`` would call for each batch, looked up once per epoch: the net's
+        # own batch hooks unless they are skorch's no-op, then the listening callbacks
+        begin, end = self._batch_hooks("on_batch_begin"), self._batch_hooks("on_batch_end")
+        history = self.history
         batch_count = 0
         for batch in iterator:
-            self.notify("on_batch_begin", batch=batch, training=training)
+            for hook in begin:
+                hook(self, batch=batch, training=training)
             step = step_fn(batch, **fit_params)
-            record = list.__getitem__(self.history, -1)["batches"][-1]
+            record = list.__getitem__(history, -1)["batches"][-1]
             record[loss_key] = step["loss"].item()
             record[size_key] = _batch_size(batch)
-            self.notify("on_batch_end", batch=batch, training=training, **step)
+            for hook in end:
+                hook(self, batch=batch, training=training, **step)
             batch_count += 1
-        self.history.record(prefix + "_batch_count", batch_count)
+        history.record(prefix + "_batch_count", batch_count)
+
+    def _batch_hooks(self, method_name):
+        own = getattr(type(self), method_name)
+        hooks = [] if own is getattr(NeuralNet, method_name) else [getattr(self, method_name)]
+        return hooks + self._callback_plan(method_name)
 
     def on_batch_begin(self, net, **kwargs):
         # skorch's ``history.new_batch()``, without its indexing machinery
@@ -137,6 +148,16 @@ class WeightedNet(NeuralNetClassifier):
         # generator over all parameters for it; skipped when no callback listens.
         if self._callback_plan("on_grad_computed"):
             return super().train_step(batch, **fit_params)
+        if self.grad_scaler_ is None and type(self.optimizer_) in _CLOSURE_ONCE \
+                and _plain_optimizer_steps(type(self)) and len(self._optimizers) == 1:
+            # skorch hands the step to ``optimizer.step(closure)`` (through a step
+            # accumulator), which LBFGS-like optimizers need; Adam, AdamW and SGD call the
+            # closure once before updating, so calling it here first is the same step with
+            # less per-batch machinery (measured with benchmarks/bench_training_loop.py).
+            self.optimizer_.zero_grad()
+            step = self.train_step_single(batch, **fit_params)
+            self.optimizer_.step()
+            return step
         step_accumulator = self.get_train_step_accumulator()
 
         def step_fn():
@@ -195,9 +216,11 @@ class WeightedNet(NeuralNetClassifier):
     def _call_module(self, x, **fit_params):
         # skorch's ``infer`` minus its argument merging when there is nothing to merge (the
         # usual case: every batch), and through ``forward_head`` for cached embeddings
-        x = to_tensor(x, device=self.device)
+        x = _to_device(x, self.device)
         forward = self.module_.forward_head if self.head_only else self.module_
         if isinstance(x, dict):
+            if not fit_params and len(x) == 1 and "x" in x:
+                return forward(x["x"])
             kwargs = self._merge_x_and_fit_params(x, fit_params) if fit_params else dict(x)
             return forward(kwargs.pop("x"), **kwargs) if "x" in kwargs else forward(**kwargs)
         return forward(x, **fit_params)
@@ -238,10 +261,10 @@ class WeightedNet(NeuralNetClassifier):
         self.grad_scaler_.update()
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        y_true = to_tensor(y_true, device=self.device)
+        y_true = _to_device(y_true, self.device)
         weights = None
         if isinstance(X, dict) and "sample_weight" in X:
-            weights = to_tensor(X["sample_weight"], device=self.device)
+            weights = _to_device(X["sample_weight"], self.device)
         mix = self._batch_mix if training else None
         smoothing = float(self.label_smoothing or 0.0)
         if mix is not None or (weights is not None and smoothing):
@@ -258,6 +281,35 @@ class WeightedNet(NeuralNetClassifier):
         if training and self.l2sp:
             loss = loss + self.l2sp_penalty()
         return loss
+
+
+#: optimizers whose ``step(closure)`` evaluates the closure once, before updating
+_CLOSURE_ONCE = frozenset({torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD})
+
+
+def _plain_optimizer_steps(net_class) -> bool:
+    """Whether ``net_class`` zeroes, steps and accumulates as skorch and WeightedNet do
+    (a subclass that changes any of them keeps skorch's closure-based train step)."""
+    return (net_class._step_optimizer is WeightedNet._step_optimizer
+            and net_class._zero_grad_optimizer is NeuralNet._zero_grad_optimizer
+            and net_class.get_train_step_accumulator is NeuralNet.get_train_step_accumulator)
+
+
+def _to_device(x, device):
+    """skorch's ``to_tensor(x, device)``, which returns the usual batch unchanged: a
+    tensor, or a dict of tensors, on the CPU when ``device`` is the CPU. That batch skips
+    its walk through the data types it handles (twice per training step)."""
+    if device == "cpu":
+        if type(x) is torch.Tensor:
+            if x.is_cpu:
+                return x
+        elif type(x) is dict:
+            for v in x.values():
+                if type(v) is not torch.Tensor or not v.is_cpu:
+                    break
+            else:
+                return x
+    return to_tensor(x, device=device)
 
 
 def _batch_size(batch) -> int:

@@ -35,11 +35,15 @@ from __future__ import annotations
 
 import contextlib
 import dis
+import functools
 import hashlib
+import importlib.util
 import json
 import logging
 import os
 import pickle
+import re
+import sys
 import tempfile
 import threading
 import types
@@ -482,6 +486,8 @@ def clear_cache() -> None:
     0
     """
     _CACHE.clear()
+    with _digest_memo_lock:
+        _digest_memo.clear()
 
 
 # ---------------------------------------------------------------------- backbone keys
@@ -494,16 +500,37 @@ _LIBRARY_PREFIXES = ("torch.", "torchvision.", "sktransfer.", "efficientnet_lite
 _SKIPPED_ATTRIBUTES = {"training"}
 
 
+@functools.cache
+def _torchvision_version() -> str | None:
+    """``torchvision.__version__``, read from its ``version.py`` when torchvision is not
+    imported yet: importing it takes seconds (it imports ``torch._dynamo``), and a
+    backbone outside torchvision (EfficientNet-Lite0, a plugin) has no other use for it."""
+    module = sys.modules.get("torchvision")
+    if module is None:
+        try:
+            spec = importlib.util.find_spec("torchvision")
+        except (ImportError, ValueError):  # pragma: no cover - torchvision is a dependency
+            spec = None
+        for folder in (spec.submodule_search_locations or ()) if spec else ():
+            try:
+                text = Path(folder, "version.py").read_text(encoding="utf-8")
+            except OSError:
+                continue
+            match = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", text, re.MULTILINE)
+            if match:
+                return match.group(1)
+        try:
+            import torchvision as module
+        except ImportError:  # pragma: no cover - torchvision is a dependency
+            return None
+    return module.__version__
+
+
 def _library_versions() -> str:
     import sktransfer
 
-    try:
-        import torchvision
-
-        tv = torchvision.__version__
-    except ImportError:  # pragma: no cover - torchvision is a dependency
-        tv = None
-    return repr((torch.__version__, tv, getattr(sktransfer, "__version__", None)))
+    return repr((torch.__version__, _torchvision_version(),
+                 getattr(sktransfer, "__version__", None)))
 
 
 def _is_library(module_name: str | None) -> bool:
@@ -679,11 +706,43 @@ def module_fingerprint(module: torch.nn.Module) -> str:
     return fp.h.hexdigest()
 
 
+#: Bytes of backbone weights :func:`backbone_digest` keeps copies of, to recognise them.
+DIGEST_MEMO_BYTES = 256 * 2**20
+_digest_memo: OrderedDict[bytes, tuple[dict[str, torch.Tensor], str]] = OrderedDict()
+_digest_memo_lock = threading.Lock()
+_SAME_SIZE_INT = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
+def _bits(tensor: torch.Tensor) -> torch.Tensor:
+    """The tensor's bytes as integers, so ``torch.equal`` compares bits (``-0.0`` and
+    ``0.0`` differ, ``NaN`` equals itself) at the speed of a value comparison."""
+    t = tensor.detach().contiguous().reshape(-1)
+    as_int = _SAME_SIZE_INT.get(t.element_size())
+    return t.view(as_int) if as_int is not None else t.view(torch.uint8)
+
+
+def _same_bits(state: dict[str, torch.Tensor], kept: dict[str, torch.Tensor]) -> bool:
+    for name, ref in kept.items():
+        bits = _bits(state[name])
+        if bits.device != ref.device:
+            return False
+        if ref.device.type == "cpu":  # numpy: one thread, no OpenMP barrier on a busy CPU
+            if not np.array_equal(bits.numpy(), ref.numpy()):
+                return False
+        elif not torch.equal(bits, ref):
+            return False
+    return True
+
+
 def backbone_digest(backbone: torch.nn.Module) -> str:
     """Digest of the architecture, code, attributes, weights and preprocessing of a backbone.
 
     It reads every weight, so a fitted estimator computes it once and keeps it: a backbone
-    frozen for the whole fit does not change afterwards.
+    frozen for the whole fit does not change afterwards. A grid search builds the same
+    backbone for every fit: the digests of recent backbones are kept with a copy of their
+    weights (up to :data:`DIGEST_MEMO_BYTES`), and a backbone whose architecture, code,
+    attributes and weights are bit for bit those of a kept one gets its digest after a
+    comparison, several times faster than hashing the weights again.
 
     Raises
     ------
@@ -705,12 +764,37 @@ def backbone_digest(backbone: torch.nn.Module) -> str:
     h.update(repr(getattr(backbone, "image_size", None)).encode())
     h.update(repr(backbone).encode())  # architecture, for modules the registry did not make
     h.update(module_fingerprint(backbone).encode())
-    for name, tensor in sorted(backbone.state_dict().items()):
+    state = dict(sorted(backbone.state_dict().items()))
+    # everything the digest reads but the weights' values: the key of the memo
+    layout = h.copy()
+    for name, tensor in state.items():
+        layout.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+    key = layout.digest()
+    with _digest_memo_lock:
+        kept = _digest_memo.get(key)
+    if kept is not None and _same_bits(state, kept[0]):
+        with _digest_memo_lock:
+            if key in _digest_memo:
+                _digest_memo.move_to_end(key)
+        return kept[1]
+    for name, tensor in state.items():
         h.update(name.encode())
         t = tensor.detach().cpu().contiguous().reshape(-1)
         h.update(str(t.dtype).encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+    digest = h.hexdigest()
+    nbytes = sum(t.numel() * t.element_size() for t in state.values())
+    if nbytes <= DIGEST_MEMO_BYTES:
+        copies = {name: _bits(t).clone() for name, t in state.items()}
+        with _digest_memo_lock:
+            _digest_memo[key] = (copies, digest)
+            _digest_memo.move_to_end(key)
+            total = sum(sum(c.numel() * c.element_size() for c in v[0].values())
+                        for v in _digest_memo.values())
+            while total > DIGEST_MEMO_BYTES:
+                _, (dropped, _) = _digest_memo.popitem(last=False)
+                total -= sum(c.numel() * c.element_size() for c in dropped.values())
+    return digest
 
 
 def feature_key(weights_digest: str, device: str, amp_dtype) -> str:

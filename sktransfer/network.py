@@ -174,8 +174,10 @@ class TransferNetwork(nn.Module):
         Answered from the network's own bookkeeping, without switching any mode: a frozen
         backbone, and frozen BatchNorm layers, stay in eval mode whatever skorch sets.
         """
-        kept = {id(sub) for frozen in self._eval_modules for sub in frozen.modules()}
-        return id(module) not in kept
+        return id(module) not in self._kept_in_eval()
+
+    def _kept_in_eval(self) -> set[int]:
+        return {id(sub) for frozen in self._eval_modules for sub in frozen.modules()}
 
     def backbone_varies_in_training(self) -> str | None:
         """Why the backbone's output would differ between training and inference, or None.
@@ -183,8 +185,9 @@ class TransferNetwork(nn.Module):
         BatchNorm layers in training mode normalise with batch statistics and update their
         running ones, which makes cached features inexact.
         """
+        kept = self._kept_in_eval()  # once, not once per BatchNorm layer
         for m in self.backbone.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and self.runs_in_training_mode(m):
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in kept:
                 return "BatchNorm layers in the backbone would update their statistics"
         return None
 

@@ -83,11 +83,15 @@ def reload_plugins() -> None:
     _policy_entry_points.cache_clear()
 
 
+def _is_family(obj: Any) -> bool:
+    return hasattr(obj, "names") and hasattr(obj, "create")
+
+
 def _backbone_table() -> dict[str, tuple[Any, str | None]]:
     """name -> (factory or family, name inside the family)."""
     table: dict[str, tuple[Any, str | None]] = {}
     for ep_name, obj in _backbone_entry_points().items():
-        if hasattr(obj, "names") and hasattr(obj, "create"):
+        if _is_family(obj):
             try:
                 names = obj.names()
             except Exception:  # a family whose library is missing lists nothing
@@ -361,13 +365,25 @@ def _normalised(value: Any) -> Any:
 def _create_registered(name: str, *, weights=None, input_shape=None, **kwargs) -> Backbone:
     """Build the registry backbone ``name`` (never a file: a checkpoint names its
     architecture this way, and a path there would load the checkpoint again)."""
-    table = _backbone_table()
-    if name not in table:
-        raise _unknown("backbone", name, sorted(table))
-    factory, member = table[name]
+    factory, member = _lookup_backbone(name)
     if member is not None:
         return factory.create(member, input_shape=input_shape, weights=weights, **kwargs)
     return factory(input_shape=input_shape, weights=weights, **kwargs)
+
+
+def _lookup_backbone(name: str) -> tuple[Any, str | None]:
+    """``_backbone_table()[name]``, without listing the families' members when ``name`` is
+    a factory: those win over family members anyway, and listing torchvision's models
+    imports torchvision (two seconds in a fresh process) for nothing."""
+    if name in _runtime_backbones:
+        return _runtime_backbones[name], None
+    obj = _backbone_entry_points().get(name)
+    if obj is not None and not _is_family(obj):
+        return obj, None
+    table = _backbone_table()
+    if name not in table:
+        raise _unknown("backbone", name, sorted(table))
+    return table[name]
 
 
 def _build_exported(exported: ExportedBackbone, source: str | None = None) -> Backbone:

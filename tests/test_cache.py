@@ -401,3 +401,88 @@ def test_augment_on_tabular_data_keeps_the_cache(blobs, exported):
     X, y = blobs
     clf = TransferClassifier(exported, freeze="backbone", augment=True, max_epochs=1).fit(X, y)
     assert clf.feature_cache_used_  # nothing is augmented in a table
+
+
+# ---------------------------------------------------------------- backbone digest memo
+def _digest_without_memo(module):
+    import sktransfer.cache as cache_module
+
+    cache_module._digest_memo.clear()
+    return cache_module.backbone_digest(module)
+
+
+def _spy_same_bits(monkeypatch):
+    import sktransfer.cache as cache_module
+
+    calls, real = [], cache_module._same_bits
+
+    def spy(state, kept):
+        calls.append(real(state, kept))
+        return calls[-1]
+
+    monkeypatch.setattr(cache_module, "_same_bits", spy)
+    return calls
+
+
+def test_backbone_digest_of_the_same_weights_is_recognised_not_rehashed(monkeypatch):
+    import copy
+
+    from sktransfer.cache import backbone_digest
+
+    torch.manual_seed(0)
+    first = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8))
+    expected = _digest_without_memo(copy.deepcopy(first))
+    calls = _spy_same_bits(monkeypatch)
+    assert backbone_digest(first) == expected  # the kept digest, as computed before
+    assert backbone_digest(copy.deepcopy(first)) == expected
+    assert calls == [True, True]
+
+
+@pytest.mark.parametrize("change", ["value", "negative zero", "buffer"])
+def test_backbone_digest_memo_sees_any_changed_bit(change, monkeypatch):
+    import copy
+
+    from sktransfer.cache import backbone_digest
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8))
+    with torch.no_grad():
+        module[0].bias[0] = 0.0
+    before = backbone_digest(module)
+    other = copy.deepcopy(module)
+    with torch.no_grad():
+        if change == "value":
+            other[0].weight[0, 0] += 1e-6
+        elif change == "negative zero":  # equal as numbers, another bit pattern
+            other[0].bias[0] = -0.0
+        else:
+            other[1].running_mean[0] = 1.0
+    calls = _spy_same_bits(monkeypatch)
+    after = backbone_digest(other)
+    assert calls == [False] and after != before
+    assert after == _digest_without_memo(other)
+
+
+def test_backbone_digest_memo_keeps_at_most_its_byte_budget(monkeypatch):
+    import sktransfer.cache as cache_module
+
+    cache_module._digest_memo.clear()
+    monkeypatch.setattr(cache_module, "DIGEST_MEMO_BYTES", 400)
+    cache_module.backbone_digest(torch.nn.Linear(40, 40))  # 6560 bytes of weights
+    assert len(cache_module._digest_memo) == 0  # over the budget: not kept
+    for _ in range(6):
+        cache_module.backbone_digest(torch.nn.Linear(4, 4))
+    kept = sum(t.numel() * t.element_size() for v in cache_module._digest_memo.values()
+               for t in v[0].values())
+    assert 0 < kept <= 400  # the oldest dropped (80 bytes each)
+
+
+def test_library_versions_do_not_import_torchvision():
+    import subprocess
+    import sys
+
+    code = ("import sys; from sktransfer.cache import _library_versions, "
+            "_torchvision_version; v = _library_versions(); "
+            "assert 'torchvision' not in sys.modules, 'imported'; "
+            "import torchvision; assert _torchvision_version() == torchvision.__version__")
+    subprocess.run([sys.executable, "-c", code], check=True)

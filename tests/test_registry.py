@@ -89,6 +89,30 @@ def test_runtime_registration(blobs):
         registry._runtime_backbones.pop("tiny_runtime")
 
 
+def test_a_factory_name_resolves_without_listing_the_families(monkeypatch):
+    from sktransfer.backbones import torchvision as tv_family
+
+    def no_listing():
+        raise AssertionError("listed torchvision's models (imports torchvision)")
+
+    monkeypatch.setattr(tv_family.FAMILY, "names", no_listing)
+    assert registry.create_backbone("mlp", input_shape=(4,)).info.name == "mlp"
+
+
+def test_precedence_runtime_then_factories_then_family_members(monkeypatch):
+    from sktransfer.backbones.mlp import mlp
+
+    def tiny(*, input_shape=None, weights=None):
+        return mlp(input_shape=input_shape, weights=weights, hidden=(3,))
+
+    monkeypatch.setitem(registry._runtime_backbones, "resnet18", tiny)  # over a member
+    monkeypatch.setitem(registry._runtime_backbones, "cnn", tiny)  # over a factory
+    for name in ("resnet18", "cnn"):
+        assert registry.create_backbone(name, input_shape=(4,)).num_features == 3
+    monkeypatch.delitem(registry._runtime_backbones, "resnet18")
+    assert registry.create_backbone("resnet18", input_shape=(3, 32, 32)).num_features == 512
+
+
 def test_unknown_backbone_lists_known_names(blobs):
     X, y = blobs
     with pytest.raises(ValueError, match=r"unknown backbone 'resnet9000'; known names: .*mlp"):

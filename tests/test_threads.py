@@ -80,6 +80,43 @@ def test_fit_and_predict_run_on_the_chosen_threads_and_restore_the_callers(three
     assert set(SEEN) == {3}
 
 
+class BigRecorder(RecordThreads):
+    """A large network (1.1M parameters, mostly unused) that records its threads."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Linear(1100, 1000)
+
+
+def test_head_on_cached_features_runs_on_one_thread_the_backbone_on_the_budget(
+        three_threads, monkeypatch):
+    from skorch.callbacks import Callback
+
+    monkeypatch.setattr(_threads, "cpu_budget", lambda: 3)
+    head_threads: list[int] = []
+
+    class Record(Callback):
+        def on_batch_begin(self, net, **kwargs):
+            head_threads.append(torch.get_num_threads())
+
+    X, y = np.random.RandomState(0).rand(40, 4), np.arange(40) % 2
+    SEEN.clear()
+    clf = TransferClassifier(BigRecorder(), freeze="backbone", max_epochs=2,
+                             validation_fraction=None, callbacks=[Record()]).fit(X, y)
+    assert clf.feature_cache_used_
+    assert set(SEEN) == {3}  # features: the large backbone on the budget
+    assert set(head_threads) == {1}  # then only the small head trains
+    SEEN.clear()
+    head_threads.clear()
+    clf.net_.module_.head.register_forward_pre_hook(
+        lambda *_: head_threads.append(torch.get_num_threads()))
+    clf.predict(X)
+    assert not SEEN and set(head_threads) == {1}  # cached features, the head alone
+    head_threads.clear()
+    clf.set_params(n_threads=2).predict(X)
+    assert set(head_threads) == {2} and torch.get_num_threads() == 3  # a number is kept
+
+
 def test_setting_restored_when_fit_fails(three_threads):
     X, y = np.random.RandomState(0).rand(20, 4), np.arange(20) % 2
 

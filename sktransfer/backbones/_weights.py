@@ -1,14 +1,35 @@
-"""Reading weight files safely, shared by every backbone family."""
+"""Reading weight files safely, shared by every backbone family.
+
+A grid search builds its backbone once per fit, from the same weights file each time, so
+:func:`load_state_dict_file_once` reads, checks and unpickles a file once per process and
+hands later loads the tensors it kept, for as long as the file is unchanged: same device,
+inode, size, modification and status-change times. A file replaced or rewritten since is
+read, and checked, again.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from .._io import sha256_file
+
 PRETRAINED_NAMES = ("imagenet", "default")
+#: How many weights files :func:`load_state_dict_file_once` keeps in memory (least
+#: recently used first out): a process seldom uses more backbones than this at once.
+MEMO_FILES = 4
+#: A file changed less than this long ago (seconds) is not remembered: timestamps have a
+#: coarse clock (milliseconds), so a rewrite within the same tick could keep them all.
+#: Remembered files are older, and any later write moves their ctime (git's "racy" rule).
+RACY_SECONDS = 2.0
 
 
 def is_pretrained_request(weights: object) -> bool:
@@ -39,6 +60,158 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise ValueError(f"{path} does not hold a state dict (a mapping of names to tensors)")
     return obj
+
+
+def file_signature(path: str | os.PathLike) -> tuple[int, ...]:
+    """What tells a file changed without reading it: device, inode, size, mtime, ctime.
+
+    The status-change time moves whenever the content is written, and, unlike the
+    modification time, cannot be set back by hand (``os.utime``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from sktransfer.backbones._weights import file_signature
+    >>> with tempfile.NamedTemporaryFile() as f:
+    ...     len(file_signature(f.name))
+    5
+    """
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _settled(signature: tuple[int, ...]) -> bool:
+    """Whether a file of this signature last changed longer than :data:`RACY_SECONDS` ago."""
+    return time.time_ns() - max(signature[3], signature[4]) > RACY_SECONDS * 1e9
+
+
+class _Loaded(NamedTuple):
+    signature: tuple[int, ...]
+    state_dict: dict[str, torch.Tensor]
+    versions: tuple[int, ...]  # each tensor's in-place version counter when loaded
+
+
+_memo: OrderedDict[str, _Loaded] = OrderedDict()
+_memo_lock = threading.Lock()
+
+
+def _versions(state_dict: dict[str, torch.Tensor]) -> tuple[int, ...]:
+    return tuple(t._version for t in state_dict.values())
+
+
+def clear_weights_memo() -> None:
+    """Forget the weights files :func:`load_state_dict_file_once` kept."""
+    with _memo_lock:
+        _memo.clear()
+
+
+def load_state_dict_file_once(
+    path: str | os.PathLike, check: Callable[[Path], None] | None = None
+) -> dict[str, torch.Tensor]:
+    """:func:`load_state_dict_file`, read and checked once per process while the file is
+    unchanged.
+
+    The first call (and the first after the file changed, see :func:`file_signature`)
+    runs ``check(path)`` (a checksum), then loads the file with ``weights_only=True``;
+    later calls return the same tensors without reading the file. A file written in the
+    last :data:`RACY_SECONDS` is read and checked every time. The tensors are shared:
+    copy them into a module (:func:`load_weights_into`), never modify them. A tensor
+    modified in place all the same is noticed (its version counter moved) and the file is
+    read again.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The weights file.
+    check : callable, optional
+        Called with the path before each read of the file; raises if it is not to be
+        used (:func:`check_hub_hash`).
+
+    Examples
+    --------
+    >>> import os, tempfile, torch
+    >>> from sktransfer.backbones._weights import load_state_dict_file_once
+    >>> path = os.path.join(tempfile.mkdtemp(), "w.pt")
+    >>> torch.save({"w": torch.ones(2)}, path)
+    >>> a, b = load_state_dict_file_once(path), load_state_dict_file_once(path)
+    >>> a["w"] is b["w"]  # read once
+    True
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path}")
+    key = str(path.resolve())
+    signature = file_signature(path)
+    with _memo_lock:
+        kept = _memo.get(key)
+        if (kept is not None and kept.signature == signature
+                and _versions(kept.state_dict) == kept.versions):
+            _memo.move_to_end(key)
+            return dict(kept.state_dict)
+    if check is not None:
+        check(path)
+    state_dict = load_state_dict_file(path)
+    if file_signature(path) == signature and _settled(signature):  # not being rewritten
+        with _memo_lock:
+            _memo[key] = _Loaded(signature, state_dict, _versions(state_dict))
+            _memo.move_to_end(key)
+            while len(_memo) > MEMO_FILES:
+                _memo.popitem(last=False)
+    return dict(state_dict)
+
+
+#: resolved path -> (file signature, hash prefix) already verified in this process
+_VERIFIED: dict[str, tuple[tuple[int, ...], str]] = {}
+
+
+def check_hub_hash(path: str | os.PathLike) -> None:
+    """Check a torch hub checkpoint against the SHA-256 prefix in its file name.
+
+    The rule of ``torch.hub.load_state_dict_from_url(check_hash=True)``: the hex digits
+    after the last ``-`` before the suffix (``torch.hub.HASH_REGEX``) must start the
+    file's SHA-256. A name without such digits is not checked. Each file is hashed once
+    per process while its :func:`file_signature` is unchanged.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The checkpoint, e.g. ``$TORCH_HOME/hub/checkpoints/resnet18-f37072fd.pth``.
+
+    Raises
+    ------
+    ValueError
+        If the digest does not start with the prefix; the message names the file.
+
+    Examples
+    --------
+    >>> import hashlib, os, tempfile
+    >>> from sktransfer.backbones.torchvision import check_hub_hash
+    >>> folder = tempfile.mkdtemp()
+    >>> prefix = hashlib.sha256(b"weights").hexdigest()[:8]
+    >>> path = os.path.join(folder, f"net-{prefix}.pth")
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(b"weights")
+    >>> check_hub_hash(path)  # no error: the name matches the content
+    """
+    path = Path(path)
+    match = torch.hub.HASH_REGEX.search(path.name)
+    prefix = match.group(1) if match else ""
+    if not prefix:
+        return
+    key, signature = str(path.resolve()), file_signature(path)
+    if _VERIFIED.get(key) == (signature, prefix):
+        return
+    digest = sha256_file(path)
+    if not digest.startswith(prefix):
+        raise ValueError(
+            f"the checkpoint {path} does not match the hash in its name: its SHA-256 starts "
+            f"with {digest[:len(prefix)]}, the name says {prefix} (the rule of torch.hub's "
+            "check_hash=True). The file is corrupt, truncated or not the published one: "
+            "delete it to download it again, or pass weights=<path to a state dict> to use "
+            "other weights on purpose."
+        )
+    if file_signature(path) == signature and _settled(signature):  # not being rewritten
+        _VERIFIED[key] = (signature, prefix)
 
 
 def load_weights_into(

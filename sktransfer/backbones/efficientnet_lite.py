@@ -11,7 +11,12 @@ import torch
 from torch import nn
 
 from ._base import Backbone, BackboneInfo, ImagePreprocess
-from ._weights import is_pretrained_request, load_state_dict_file, load_weights_into
+from ._weights import (
+    check_hub_hash,
+    is_pretrained_request,
+    load_state_dict_file_once,
+    load_weights_into,
+)
 
 MEAN = (127.0 / 255.0,) * 3
 STD = (128.0 / 255.0,) * 3
@@ -86,9 +91,12 @@ def efficientnet_lite0(
         "efficientnet-lite0", drop_connect_rate=drop_connect_rate
     )
     if weights is not None:
-        path = pretrained_weights_path() if is_pretrained_request(weights) else weights
-        load_weights_into(model, load_state_dict_file(path), source=str(path),
-                          allow_missing=("_fc.",))
+        pretrained = is_pretrained_request(weights)
+        path = pretrained_weights_path() if pretrained else weights
+        # read and checked once per process (a grid search builds this once per fit); the
+        # packaged file is named after its SHA-256 the torch hub way, so that is checked
+        state = load_state_dict_file_once(path, check=check_hub_hash if pretrained else None)
+        load_weights_into(model, state, source=str(path), allow_missing=("_fc.",))
     model._fc = nn.Identity()
     in_channels = int(input_shape[0]) if input_shape else 3
     if in_channels not in (1, 3):

@@ -7,9 +7,10 @@ download is tried; offline, the error names the file and the folder to put it in
 torchvision names each file after the first hex digits of its SHA-256
 (``resnet18-f37072fd.pth``), and ``torch.hub.load_state_dict_from_url(check_hash=True)``
 checks them, but only while downloading: a file already in the cache is used as it is.
-sktransfer checks the prefix every time it reads a cached file (each file is hashed once
-per process while its size and mtime are unchanged), so a corrupt, truncated or replaced
-checkpoint is an error naming the file, never silently other weights.
+sktransfer checks the prefix every time it reads a cached file (each file is hashed and
+read once per process while it is unchanged: same inode, size, mtime and ctime), so a
+corrupt, truncated or replaced checkpoint is an error naming the file, never silently
+other weights.
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .._io import sha256_file
 from ._base import Backbone, BackboneInfo, ImagePreprocess, sequential_layer_groups
-from ._weights import is_pretrained_request, load_state_dict_file, load_weights_into
+from ._weights import (
+    check_hub_hash,
+    is_pretrained_request,
+    load_state_dict_file_once,
+    load_weights_into,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -72,59 +77,6 @@ def _weights_member(name: str, weights: str):
     return member
 
 
-#: (path, size, mtime) -> hash prefix already verified in this process
-_VERIFIED: dict[tuple[str, int, int], str] = {}
-
-
-def check_hub_hash(path: str | os.PathLike) -> None:
-    """Check a torch hub checkpoint against the SHA-256 prefix in its file name.
-
-    The rule of ``torch.hub.load_state_dict_from_url(check_hash=True)``: the hex digits
-    after the last ``-`` before the suffix (``torch.hub.HASH_REGEX``) must start the
-    file's SHA-256. A name without such digits is not checked.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The checkpoint, e.g. ``$TORCH_HOME/hub/checkpoints/resnet18-f37072fd.pth``.
-
-    Raises
-    ------
-    ValueError
-        If the digest does not start with the prefix; the message names the file.
-
-    Examples
-    --------
-    >>> import hashlib, os, tempfile
-    >>> from sktransfer.backbones.torchvision import check_hub_hash
-    >>> folder = tempfile.mkdtemp()
-    >>> prefix = hashlib.sha256(b"weights").hexdigest()[:8]
-    >>> path = os.path.join(folder, f"net-{prefix}.pth")
-    >>> with open(path, "wb") as f:
-    ...     _ = f.write(b"weights")
-    >>> check_hub_hash(path)  # no error: the name matches the content
-    """
-    path = Path(path)
-    match = torch.hub.HASH_REGEX.search(path.name)
-    prefix = match.group(1) if match else ""
-    if not prefix:
-        return
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if _VERIFIED.get(key) == prefix:
-        return
-    digest = sha256_file(path)
-    if not digest.startswith(prefix):
-        raise ValueError(
-            f"the checkpoint {path} does not match the hash in its name: its SHA-256 starts "
-            f"with {digest[:len(prefix)]}, the name says {prefix} (the rule of torch.hub's "
-            "check_hash=True). The file is corrupt, truncated or not the published one: "
-            "delete it to download it again, or pass weights=<path to a state dict> to use "
-            "other weights on purpose."
-        )
-    _VERIFIED[key] = prefix
-
-
 def _pretrained_state_dict(name: str, member):
     path = checkpoint_path(member)
     if not path.is_file():
@@ -142,8 +94,7 @@ def _pretrained_state_dict(name: str, member):
             ) from exc
         finally:
             socket.setdefaulttimeout(old)
-    check_hub_hash(path)
-    return load_state_dict_file(path), str(path)
+    return load_state_dict_file_once(path, check=check_hub_hash), str(path)
 
 
 def _is_weights_name(weights: object) -> bool:
@@ -267,7 +218,7 @@ class TorchvisionFamily:
             state, source = _pretrained_state_dict(name, member)
             load_weights_into(model, state, source=source, allow_missing=allow)
         elif weights is not None:
-            state, source = load_state_dict_file(weights), str(weights)
+            state, source = load_state_dict_file_once(weights), str(weights)
             load_weights_into(model, state, source=source, allow_missing=allow)
         if name.startswith("squeezenet"):
             model.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())

@@ -76,13 +76,14 @@ def run_monkeys(
     - ``fine-tune``: LP-FT (Kumar et al., ICLR 2022: a converged linear probe first, so
       fine-tuning does not distort the features with a random head's gradients), as
       fastai's ``fine_tune``: the head alone on the cached features (cheap, exact;
-      solved as Kumar et al. do by default, else ``ft_head_epochs`` epochs), then all layers for ``ft_epochs - ft_head_epochs`` epochs
-      with a fresh optimizer and schedule (``ft_warmup``), the backbone at
-      ``ft_lr * backbone_lr_mult``, optionally pulled toward its ImageNet weights
-      (``ft_l2sp``, L2-SP: Li et al., ICML 2018), BatchNorm layers kept frozen with their
-      ImageNet statistics (``train_batchnorm=False``: batch statistics of 32 monkey photos
-      differ so much from ImageNet's that letting BatchNorm train wrecks the features at
-      the moment of unfreezing; accuracy 94-96% instead of 99%).
+      solved as Kumar et al. do by default, else ``ft_head_epochs`` epochs), then all
+      layers for ``ft_epochs - ft_head_epochs`` epochs with a fresh optimizer and
+      schedule (``ft_warmup``), the backbone at ``ft_lr * backbone_lr_mult``, optionally
+      pulled toward its ImageNet weights (``ft_l2sp``, L2-SP: Li et al., ICML 2018),
+      BatchNorm layers kept frozen with their ImageNet statistics
+      (``train_batchnorm=False``: batch statistics of 32 monkey photos differ so much
+      from ImageNet's that letting BatchNorm train wrecks the features at the moment of
+      unfreezing; accuracy 94-96% instead of 99%).
 
     Both pretrained models predict with flip test-time augmentation (``tta``) and use the
     ``lr_schedule`` (cosine: Loshchilov & Hutter 2017). The defaults were chosen on the

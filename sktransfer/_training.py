@@ -5,6 +5,8 @@ Everything here is plain skorch; the estimator decides what goes in.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from sklearn.model_selection import StratifiedShuffleSplit
@@ -115,11 +117,17 @@ class WeightedNet(NeuralNetClassifier):
                                             **fit_params)
         loss_key, size_key = prefix + "_loss", prefix + "_batch_size"
         # what ``notify`` would call for each batch, looked up once per epoch: the net's
-        # own batch hooks unless they are skorch's no-op, then the listening callbacks
-        begin, end = self._batch_hooks("on_batch_begin"), self._batch_hooks("on_batch_end")
+        # own batch hooks unless they are skorch's no-op (or, for ``on_batch_begin``, this
+        # class's, done inline), then the listening callbacks
+        new_batch = type(self).on_batch_begin is WeightedNet.on_batch_begin
+        begin = (self._callback_plan("on_batch_begin") if new_batch
+                 else self._batch_hooks("on_batch_begin"))
+        end = self._batch_hooks("on_batch_end")
         history = self.history
         batch_count = 0
         for batch in iterator:
+            if new_batch:
+                list.__getitem__(history, -1)["batches"].append({})
             for hook in begin:
                 hook(self, batch=batch, training=training)
             step = step_fn(batch, **fit_params)
@@ -148,16 +156,22 @@ class WeightedNet(NeuralNetClassifier):
         # generator over all parameters for it; skipped when no callback listens.
         if self._callback_plan("on_grad_computed"):
             return super().train_step(batch, **fit_params)
-        if self.grad_scaler_ is None and type(self.optimizer_) in _CLOSURE_ONCE \
-                and _plain_optimizer_steps(type(self)) and len(self._optimizers) == 1:
+        if (self.grad_scaler_ is None and self.mixer is None
+                and type(self.optimizer_) in _CLOSURE_ONCE and _direct_steps(type(self))
+                and len(self._optimizers) == 1):
             # skorch hands the step to ``optimizer.step(closure)`` (through a step
             # accumulator), which LBFGS-like optimizers need; Adam, AdamW and SGD call the
-            # closure once before updating, so calling it here first is the same step with
+            # closure once before updating, so here the closure's work (skorch's
+            # ``train_step_single``) is done first, then ``step()``: the same step with
             # less per-batch machinery (measured with benchmarks/bench_training_loop.py).
             self.optimizer_.zero_grad()
-            step = self.train_step_single(batch, **fit_params)
+            self._set_training(True)
+            Xi, yi = unpack_data(batch)
+            y_pred = self.infer(Xi, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+            loss.backward()
             self.optimizer_.step()
-            return step
+            return {"loss": loss, "y_pred": y_pred}
         step_accumulator = self.get_train_step_accumulator()
 
         def step_fn():
@@ -287,10 +301,13 @@ class WeightedNet(NeuralNetClassifier):
 _CLOSURE_ONCE = frozenset({torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD})
 
 
-def _plain_optimizer_steps(net_class) -> bool:
-    """Whether ``net_class`` zeroes, steps and accumulates as skorch and WeightedNet do
-    (a subclass that changes any of them keeps skorch's closure-based train step)."""
-    return (net_class._step_optimizer is WeightedNet._step_optimizer
+@functools.cache
+def _direct_steps(net_class) -> bool:
+    """Whether ``net_class`` computes, zeroes, steps and accumulates as skorch and
+    WeightedNet do (a subclass that changes any of them keeps skorch's closure-based
+    train step)."""
+    return (net_class.train_step_single is WeightedNet.train_step_single
+            and net_class._step_optimizer is WeightedNet._step_optimizer
             and net_class._zero_grad_optimizer is NeuralNet._zero_grad_optimizer
             and net_class.get_train_step_accumulator is NeuralNet.get_train_step_accumulator)
 
@@ -317,7 +334,7 @@ def _batch_size(batch) -> int:
     always yield a target tensor, its length is the batch's."""
     if isinstance(batch, (tuple, list)) and len(batch) == 2 and isinstance(batch[1],
                                                                           torch.Tensor):
-        return len(batch[1])
+        return batch[1].shape[0]  # len(tensor) goes through Python-level __len__
     return get_len(batch[0]) if isinstance(batch, (tuple, list)) else get_len(batch)
 
 

@@ -26,6 +26,15 @@ def test_values_beyond_float32_are_refused_at_fit_and_predict(blobs):
         clf.predict(X_big)
 
 
+
+def test_finite_values_whose_sum_overflows_float32_are_accepted():
+    # the check sums first: a sum beyond float32's range must not refuse finite values
+    X = np.full((50, 3), 3e38)
+    assert to_inputs(X).kind == "tabular"
+    X[7, 2] = np.inf
+    with pytest.raises(ValueError):
+        to_inputs(X)
+
 def test_a_diverging_fit_is_an_error_not_a_model(blobs):
     X, y = blobs
     clf = TransferClassifier(**{**FAST, "lr": 1e30}, optimizer="sgd")

@@ -116,6 +116,31 @@ def test_every_batch_event_reaches_callbacks_and_the_history(blobs):
     assert late.begin_[False] == 1 and counter.begin_[False] == n_valid + 1
 
 
+
+class GradListener(Callback):
+    """Listens to ``on_grad_computed``, so the net keeps skorch's closure-based step."""
+
+    def initialize(self):
+        self.calls_ = 0
+        return self
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        self.calls_ += 1
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
+def test_the_direct_train_step_is_skorchs_closure_step(blobs, optimizer):
+    # Adam, AdamW and SGD step without skorch's closure unless a callback needs it; both
+    # ways must train the very same network
+    X, y = blobs
+    params = {**FAST, "optimizer": optimizer, "weight_decay": 1e-3}
+    direct = TransferClassifier(**params).fit(X, y)
+    closure = TransferClassifier(**params, callbacks=[GradListener()]).fit(X, y)
+    n_steps = sum(closure.net_.history[:, "train_batch_count"])
+    assert _fitted_callback(closure, GradListener).calls_ == n_steps
+    np.testing.assert_array_equal(direct.history_["train_loss"], closure.history_["train_loss"])
+    np.testing.assert_array_equal(direct.predict_proba(X), closure.predict_proba(X))
+
 @pytest.mark.parametrize("bad, message", [
     ([("train_acc", EpochCounter())], "name 'train_acc' is used by TransferClassifier"),
     (["not a callback"], "must be skorch.callbacks.Callback instances"),

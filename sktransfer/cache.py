@@ -722,16 +722,10 @@ def _bits(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def _same_bits(state: dict[str, torch.Tensor], kept: dict[str, torch.Tensor]) -> bool:
-    for name, ref in kept.items():
-        bits = _bits(state[name])
-        if bits.device != ref.device:
-            return False
-        if ref.device.type == "cpu":  # numpy: one thread, no OpenMP barrier on a busy CPU
-            if not np.array_equal(bits.numpy(), ref.numpy()):
-                return False
-        elif not torch.equal(bits, ref):
-            return False
-    return True
+    """Whether ``state`` holds bit for bit the tensors ``kept`` (copies on the CPU)."""
+    # numpy: one thread, no OpenMP barrier waiting for a descheduled thread on a busy CPU
+    return all(np.array_equal(_bits(state[name]).cpu().numpy(), ref.numpy())
+               for name, ref in kept.items())
 
 
 def backbone_digest(backbone: torch.nn.Module) -> str:
@@ -740,9 +734,9 @@ def backbone_digest(backbone: torch.nn.Module) -> str:
     It reads every weight, so a fitted estimator computes it once and keeps it: a backbone
     frozen for the whole fit does not change afterwards. A grid search builds the same
     backbone for every fit: the digests of recent backbones are kept with a copy of their
-    weights (up to :data:`DIGEST_MEMO_BYTES`), and a backbone whose architecture, code,
-    attributes and weights are bit for bit those of a kept one gets its digest after a
-    comparison, several times faster than hashing the weights again.
+    weights on the CPU (up to :data:`DIGEST_MEMO_BYTES`), and a backbone whose
+    architecture, code, attributes and weights are bit for bit those of a kept one gets
+    its digest after a comparison, several times faster than hashing the weights again.
 
     Raises
     ------
@@ -785,7 +779,7 @@ def backbone_digest(backbone: torch.nn.Module) -> str:
     digest = h.hexdigest()
     nbytes = sum(t.numel() * t.element_size() for t in state.values())
     if nbytes <= DIGEST_MEMO_BYTES:
-        copies = {name: _bits(t).clone() for name, t in state.items()}
+        copies = {name: _bits(t).to("cpu", copy=True) for name, t in state.items()}
         with _digest_memo_lock:
             _digest_memo[key] = (copies, digest)
             _digest_memo.move_to_end(key)

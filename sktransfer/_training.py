@@ -161,17 +161,13 @@ class WeightedNet(NeuralNetClassifier):
                 and len(self._optimizers) == 1):
             # skorch hands the step to ``optimizer.step(closure)`` (through a step
             # accumulator), which LBFGS-like optimizers need; Adam, AdamW and SGD call the
-            # closure once before updating, so here the closure's work (skorch's
-            # ``train_step_single``) is done first, then ``step()``: the same step with
+            # closure once before updating, so here the closure's work
+            # (``train_step_single``) is done first, then ``step()``: the same step with
             # less per-batch machinery (measured with benchmarks/bench_training_loop.py).
             self.optimizer_.zero_grad()
-            self._set_training(True)
-            Xi, yi = unpack_data(batch)
-            y_pred = self.infer(Xi, **fit_params)
-            loss = self.get_loss(y_pred, yi, X=Xi, training=True)
-            loss.backward()
+            step = self.train_step_single(batch, **fit_params)
             self.optimizer_.step()
-            return {"loss": loss, "y_pred": y_pred}
+            return step
         step_accumulator = self.get_train_step_accumulator()
 
         def step_fn():

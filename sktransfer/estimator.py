@@ -391,7 +391,7 @@ default=False
         if self.head_solver != "lbfgs":
             return False
         why = None
-        if stage == "continue" or self._continues(partial=False):
+        if stage == "continue":
             why = ("it fits a new linear head on a frozen backbone in one solve (no "
                    "warm_start or partial_fit)")
         elif not use_cache or dataset is None:

@@ -80,9 +80,11 @@ def file_signature(path: str | os.PathLike) -> tuple[int, ...]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _settled(signature: tuple[int, ...]) -> bool:
-    """Whether a file of this signature last changed longer than :data:`RACY_SECONDS` ago."""
-    return time.time_ns() - max(signature[3], signature[4]) > RACY_SECONDS * 1e9
+def _settled(path: Path, signature: tuple[int, ...]) -> bool:
+    """Whether ``path`` still has the ``signature`` read before it was used, and last
+    changed longer than :data:`RACY_SECONDS` ago: what was read of it can be remembered."""
+    return (file_signature(path) == signature
+            and time.time_ns() - max(signature[3], signature[4]) > RACY_SECONDS * 1e9)
 
 
 class _Loaded(NamedTuple):
@@ -150,7 +152,7 @@ def load_state_dict_file_once(
     if check is not None:
         check(path)
     state_dict = load_state_dict_file(path)
-    if file_signature(path) == signature and _settled(signature):  # not being rewritten
+    if _settled(path, signature):  # not being rewritten
         with _memo_lock:
             _memo[key] = _Loaded(signature, state_dict, _versions(state_dict))
             _memo.move_to_end(key)
@@ -209,7 +211,7 @@ def check_hub_hash(path: str | os.PathLike) -> None:
             "delete it to download it again, or pass weights=<path to a state dict> to use "
             "other weights on purpose."
         )
-    if file_signature(path) == signature and _settled(signature):  # not being rewritten
+    if _settled(path, signature):  # not being rewritten
         _VERIFIED[key] = (signature, prefix)
 
 

@@ -334,6 +334,27 @@ def _batch_size(batch) -> int:
     return get_len(batch[0]) if isinstance(batch, (tuple, list)) else get_len(batch)
 
 
+def float_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy, on the CPU, of ``module``'s floating-point parameters and buffers."""
+    return {name: tensor.detach().to("cpu", copy=True)
+            for name, tensor in module.state_dict().items() if tensor.is_floating_point()}
+
+
+@torch.no_grad()
+def interpolate_weights(module: nn.Module, start: dict[str, torch.Tensor],
+                        alpha: float) -> None:
+    """WiSE-FT (Wortsman et al., CVPR 2022): ``module``'s floating-point weights become
+    ``(1 - alpha) * start + alpha * current``, in place.
+
+    Integer buffers (BatchNorm's batch counters) keep their current values; running
+    statistics are averaged like the weights.
+    """
+    for name, tensor in module.state_dict().items():
+        if name in start:
+            tensor.copy_(torch.lerp(start[name].to(tensor.device, tensor.dtype), tensor,
+                                    float(alpha)))
+
+
 def run_stages(net, y, stages, initialized: bool = False) -> None:
     """Train ``net`` through consecutive stages, continuing one history.
 
@@ -432,24 +453,40 @@ class TrainAccuracy(Callback):
     end (which measurably slows small networks; see benchmarks/bench_training_loop.py).
     """
 
-    # Each batch's predicted classes are kept (a long per row, no sync with the device) and
-    # compared with the targets once at the epoch's end, instead of four small tensor
-    # operations per batch.
+    # The batches' outputs are kept as they come (a detach: no tensor operation, no sync
+    # with the device) and scored in chunks of ``chunk`` batches, then once more at the
+    # epoch's end: one argmax and one comparison per chunk instead of per batch, while the
+    # memory held stays at ``chunk`` batches of logits. On a small network each tensor
+    # operation's dispatch is a visible share of a step (benchmarks/bench_training_loop.py).
+    chunk = 64
+
     def on_epoch_begin(self, net, **kwargs):
         self.outputs_, self.targets_ = [], []
+        self.correct_, self.seen_ = None, 0
 
     def on_batch_end(self, net, batch, training, y_pred=None, **kwargs):
         if training and y_pred is not None:
-            self.outputs_.append(y_pred.detach().argmax(1))
+            self.outputs_.append(y_pred.detach())
             self.targets_.append(batch[1])
+            if len(self.outputs_) >= self.chunk:
+                self._score_chunk()
+
+    def _score_chunk(self):
+        if not self.outputs_:
+            return
+        predicted = torch.cat(self.outputs_).argmax(1)
+        targets = torch.cat(self.targets_).to(predicted.device)
+        correct = (predicted == targets).sum()
+        self.correct_ = correct if self.correct_ is None else self.correct_ + correct
+        self.seen_ += len(targets)
+        self.outputs_, self.targets_ = [], []
 
     def on_epoch_end(self, net, **kwargs):
-        correct, seen = 0.0, 0
-        if self.outputs_:
-            predicted = torch.cat(self.outputs_)
-            targets = torch.cat(self.targets_).to(predicted.device)
-            correct, seen = float((predicted == targets).sum()), len(targets)
+        self._score_chunk()
+        correct = 0.0 if self.correct_ is None else float(self.correct_)
+        seen = self.seen_
         self.outputs_, self.targets_ = [], []
+        self.correct_, self.seen_ = None, 0
         reduce = getattr(net, "sum_over_processes", None)
         if reduce is not None:  # a distributed fit: every process saw its own batches
             correct, seen = reduce([float(correct), float(seen)])

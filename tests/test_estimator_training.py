@@ -241,3 +241,31 @@ def test_warm_start_and_partial_fit_on_cached_features(blobs):
         logits = clf.net_.module_.eval()(torch.as_tensor(X, dtype=torch.float32))
     np.testing.assert_allclose(torch.softmax(logits.double(), 1).numpy(),
                                clf.predict_proba(X), rtol=1e-4, atol=1e-6)
+
+
+# ---------------------------------------------------------------- train_acc
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_train_accuracy_counts_every_batch_across_chunks(chunk):
+    """Scored in chunks of batches, the epoch's accuracy is still that of all its rows."""
+    from skorch.history import History
+
+    from sktransfer._training import TrainAccuracy
+
+    class Net:  # what the callback reads of the net: a history to record into
+        history = History()
+
+    net = Net()
+    net.history.new_epoch()
+    acc = TrainAccuracy()
+    acc.chunk = chunk
+    gen = torch.Generator().manual_seed(0)
+    logits = [torch.randn(n, 4, generator=gen) for n in (8, 8, 8, 8, 5)]
+    targets = [torch.randint(0, 4, (len(z),), generator=gen) for z in logits]
+    acc.on_epoch_begin(net)
+    for z, t in zip(logits, targets):
+        acc.on_batch_end(net, batch=({"x": None}, t), training=True, y_pred=z)
+        acc.on_batch_end(net, batch=({"x": None}, t), training=False, y_pred=z)  # ignored
+    acc.on_epoch_end(net)
+    expected = float((torch.cat(logits).argmax(1) == torch.cat(targets)).float().mean())
+    assert net.history[-1, "train_acc"] == pytest.approx(expected)
+    assert acc.outputs_ == [] and acc.seen_ == 0  # nothing held between epochs

@@ -185,6 +185,10 @@ VARIANTS = {
     "self-training": lambda bb: _SelfTrained(bb),
     "first-1": lambda bb: _net(bb, freeze=_first_layers(1)),
     "fine-tune-50ep": lambda bb: _net(bb, max_epochs=50),
+    # LP-FT as Kumar et al. (ICLR 2022) fit it: the probe solved exactly (L-BFGS logistic
+    # regression on the frozen source features), then all layers fine-tuned
+    "gradual-lbfgs": lambda bb: _net(bb, freeze=GradualUnfreeze(3), head_solver="lbfgs"),
+    "feature-extraction-lbfgs": lambda bb: _net(bb, freeze="backbone", head_solver="lbfgs"),
 }
 
 #: Variants that need source networks of seeds 1-4 besides seed 0.

@@ -54,7 +54,9 @@ from ._training import (
     HoldOut,
     WeightedNet,
     autocast,
+    float_state,
     history_frame,
+    interpolate_weights,
     release_device_memory,
     resolve_amp,
     resolve_device,
@@ -111,6 +113,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         "layer_decay": [None, StrOptions({"auto"}), Interval(Real, 0, 1, closed="right")],
         "weight_decay": [Interval(Real, 0, math.inf, closed="left")],
         "l2sp": [Interval(Real, 0, math.inf, closed="left")],
+        "weight_interpolation": [None, Interval(Real, 0, 1, closed="both")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "validation_fraction": [None, Interval(Real, 0, 1, closed="neither")],
@@ -171,6 +174,17 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         """Whether training batches are mixed (MixUp/CutMix): the cache is then inexact."""
         return False
 
+    def _check_weight_interpolation(self, policy) -> None:
+        """WiSE-FT needs LP-FT's two ends: a clear error for any other freeze policy."""
+        if self.weight_interpolation in (None, 1) or hasattr(policy, "head_stage_epochs"):
+            return
+        raise ValueError(
+            f"weight_interpolation={self.weight_interpolation} averages the fine-tuned "
+            "weights with those at the end of LP-FT's head stage, and freeze="
+            f"{self.freeze!r} has no such stage. Use freeze='gradual' (or a "
+            "GradualUnfreeze policy), or weight_interpolation=None"
+        )
+
     def _fit_head_exactly(self, net, dataset, use_cache: bool, stage: str = "train") -> bool:
         """Fit the head in one solve instead of training epochs (a linear probe); whether
         done, or a ValueError where the estimator asks for a solve that cannot apply.
@@ -199,6 +213,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         layer_decay: float | str | None = "auto",
         weight_decay: float = 0.0,
         l2sp: float = 0.0,
+        weight_interpolation: float | None = None,
         max_epochs: int = 20,
         batch_size: int = 64,
         validation_fraction: float | None = None,
@@ -233,6 +248,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.layer_decay = layer_decay
         self.weight_decay = weight_decay
         self.l2sp = l2sp
+        self.weight_interpolation = weight_interpolation
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.validation_fraction = validation_fraction
@@ -732,6 +748,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                     policy.validate()
                 if hasattr(policy, "head_stage_epochs"):  # LP-FT: head first, then all
                     head_epochs = policy.head_stage_epochs(int(self.max_epochs))
+                self._check_weight_interpolation(policy)
                 network = self._build_network(inputs, policy, device)
                 recipe = self._training_recipe(network, policy)
                 net = self._make_net(network, policy, seed, device, amp_dtype, fraction,
@@ -750,9 +767,13 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 dataset = self._dataset(inputs, network.backbone.image_size, y_t, weights,
                                         device)
                 marks = {}
+                alpha = self.weight_interpolation
+                probe_state = {}
 
                 def unfreeze(net):
                     marks["first"] = len(net.history)
+                    if alpha is not None and alpha != 1:  # WiSE-FT's starting end
+                        probe_state.update(float_state(net.module_))
                     policy.unfreeze(net.module_)
                     net.initialize_optimizer()  # a fresh optimizer for the new stage
 
@@ -769,6 +790,11 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                      "cached_features": False,
                      "epochs_run": len(net.history) - marks.get("first", len(net.history))},
                 ]
+                if probe_state:
+                    interpolate_weights(net.module_, probe_state, float(alpha))
+                    stages_.append({"stage": "interpolate", "weight_interpolation":
+                                    float(alpha), "epochs": 0, "cached_features": False,
+                                    "epochs_run": 0})
             else:
                 use_cache = self._cache_plan(network, policy)
                 digest = None
@@ -788,6 +814,13 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 n_before = len(net.history) if continuing else 0
                 if partial or continuing:
                     self._fit_head_exactly(net, None, False, "continue")  # refuses a solve
+                if (partial or continuing) and self.weight_interpolation not in (None, 1):
+                    raise ValueError(
+                        f"weight_interpolation={self.weight_interpolation} averages the "
+                        "weights of one LP-FT fit (freeze='gradual') with its probe; a "
+                        "continued fit (partial_fit, warm_start=True) has no probe stage. "
+                        "Use weight_interpolation=None to continue training"
+                    )
                 if partial:
                     net.train_split = None
                     with _early_stopping_paused(net):

@@ -87,6 +87,14 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         L2-SP strength (Li et al. 2018): ``l2sp / 2 * ||w - w0||^2`` pulls the trainable
         backbone toward its starting weights; with it, ``weight_decay`` applies to the
         head only.
+    weight_interpolation : float in [0, 1] or None, default=None
+        WiSE-FT (Wortsman et al., CVPR 2022) after LP-FT (``freeze="gradual"``): the
+        fitted weights are ``(1 - a) * w_probe + a * w_finetuned``, where ``w_probe``
+        are the weights when the backbone is unfrozen (pretrained body, trained head).
+        Averaging the two ends of fine-tuning keeps the probe's robustness and gains
+        fine-tuning's fit; the paper recommends 0.5 without tuning. ``None`` (or 1.0)
+        keeps the fine-tuned weights. Other freeze policies have no probe to average
+        with: an error.
     max_epochs : int, default=20
         Training epochs (fewer with early stopping).
     batch_size : int, default=64
@@ -226,8 +234,9 @@ default=False
         them (``"auto"`` resolved).
     stages_ : list of dict
         The training stages run: one ``"train"`` stage, or ``"head"`` then
-        ``"fine-tune"`` for ``freeze="gradual"``, each with its planned ``epochs``,
-        ``epochs_run`` and whether it trained on ``cached_features``.
+        ``"fine-tune"`` for ``freeze="gradual"`` (and ``"interpolate"`` with
+        ``weight_interpolation``), each with its planned ``epochs``, ``epochs_run`` and
+        whether it trained on ``cached_features``.
 
     Examples
     --------
@@ -271,6 +280,7 @@ default=False
         layer_decay: float | str | None = "auto",
         weight_decay: float = 0.0,
         l2sp: float = 0.0,
+        weight_interpolation: float | None = None,
         max_epochs: int = 20,
         batch_size: int = 64,
         validation_fraction: float | None = None,
@@ -303,6 +313,7 @@ default=False
             backbone_kwargs=backbone_kwargs, optimizer=optimizer, lr=lr,
             backbone_lr_mult=backbone_lr_mult, lr_schedule=lr_schedule, warmup=warmup,
             layer_decay=layer_decay, weight_decay=weight_decay, l2sp=l2sp,
+            weight_interpolation=weight_interpolation,
             max_epochs=max_epochs, batch_size=batch_size,
             validation_fraction=validation_fraction, early_stopping=early_stopping,
             input_shape=input_shape, image_size=image_size, augment=augment,

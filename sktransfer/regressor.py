@@ -66,7 +66,8 @@ class TransferRegressor(RegressorMixin, _TransferEstimatorBase):
     Parameters
     ----------
     backbone, weights, freeze, head, backbone_kwargs, optimizer, lr, backbone_lr_mult, \
-lr_schedule, warmup, layer_decay, weight_decay, l2sp, max_epochs, batch_size, \
+lr_schedule, warmup, layer_decay, weight_decay, l2sp, weight_interpolation, \
+max_epochs, batch_size, \
 validation_fraction, early_stopping, input_shape, image_size, augment, cache_features, \
 cache_dir, mixed_precision, compile, device, accelerator, num_workers, n_threads, \
 callbacks, warm_start, tta, \
@@ -134,6 +135,7 @@ random_state, verbose
         layer_decay: float | str | None = "auto",
         weight_decay: float = 0.0,
         l2sp: float = 0.0,
+        weight_interpolation: float | None = None,
         max_epochs: int = 20,
         batch_size: int = 64,
         validation_fraction: float | None = None,
@@ -160,6 +162,7 @@ random_state, verbose
             backbone_kwargs=backbone_kwargs, optimizer=optimizer, lr=lr,
             backbone_lr_mult=backbone_lr_mult, lr_schedule=lr_schedule, warmup=warmup,
             layer_decay=layer_decay, weight_decay=weight_decay, l2sp=l2sp,
+            weight_interpolation=weight_interpolation,
             max_epochs=max_epochs, batch_size=batch_size,
             validation_fraction=validation_fraction, early_stopping=early_stopping,
             input_shape=input_shape, image_size=image_size, augment=augment,

@@ -1,0 +1,108 @@
+"""10 Monkey Species: WiSE-FT, the average of LP-FT's probe and fine-tuned weights.
+
+One LP-FT fit with ``run_monkeys``'s fine-tuning settings (EfficientNet-Lite0 at 256 px,
+the exact probe as LP, 3 epochs of fine-tuning with BatchNorm frozen, flip TTA); its
+weights at the end of the probe and at the end of fine-tuning are kept, and the model
+``(1 - a) * probe + a * fine-tuned`` (Wortsman et al., CVPR 2022) is scored for several
+``a``: ``a = 0`` is the frozen model's probe, ``a = 1`` plain LP-FT. ``a = 0.5`` is the
+paper's value without tuning; the other values draw the curve, they are not candidates.
+
+``--split tune`` fits on folds 1-4 of the 864 training photos (``StratifiedKFold(5,
+shuffle, random_state=0)``, as the earlier recipe tuning) and scores fold 0 (173
+photos); ``--split heldout`` fits on all 864 and scores the 216 held-out photos
+``run_monkeys`` sets aside. Results accumulate in ``results/monkeys_wise_ft.json``.
+
+    python benchmarks/bench_monkeys_wise_ft.py --split tune
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import time
+
+import numpy as np
+import torch
+from _common import RESULTS, write
+from _data import data_home
+from sklearn.metrics import log_loss
+from sklearn.model_selection import StratifiedKFold
+
+from sktransfer import TransferClassifier
+from sktransfer._training import float_state, interpolate_weights
+from sktransfer.datasets import fetch_monkeys
+from sktransfer.experiments import run_monkeys
+from sktransfer.experiments._common import held_out_split
+from sktransfer.freeze import GradualUnfreeze
+
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+class KeepProbe(GradualUnfreeze):
+    """LP-FT that keeps a copy of the weights at the moment it unfreezes (the probe)."""
+
+    def unfreeze(self, network):
+        self.probe_ = float_state(network)
+        return super().unfreeze(network)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", choices=("tune", "heldout"), default="tune")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    d = {k: p.default for k, p in inspect.signature(run_monkeys).parameters.items()}
+    seed, size = d["seed"], d["image_size"]
+    train = fetch_monkeys("training", data_home=data_home(), image_size=size)
+    fit_rows, test_rows = held_out_split(train.target, d["test_fraction"], seed)
+    if args.split == "tune":
+        folds = StratifiedKFold(5, shuffle=True, random_state=0)
+        inner_fit, inner_test = next(folds.split(fit_rows, train.target[fit_rows]))
+        fit_rows, test_rows = fit_rows[inner_fit], fit_rows[inner_test]
+    X, y = train.images[fit_rows], train.target[fit_rows]
+    X_test, y_test = train.images[test_rows], train.target[test_rows]
+
+    policy = KeepProbe(min(d["ft_head_epochs"], d["ft_epochs"] - 1), train_batchnorm=False)
+    clf = TransferClassifier(
+        d["backbone"], weights="imagenet", freeze=policy, lr=d["ft_lr"],
+        backbone_lr_mult=d["backbone_lr_mult"], augment=d["ft_augment"],
+        lr_schedule=d["lr_schedule"], warmup=d["ft_warmup"], l2sp=d["ft_l2sp"],
+        tta=d["tta"], head_solver=d["head_solver"], head_C=d["head_C"],
+        max_epochs=d["ft_epochs"], batch_size=d["batch_size"], image_size=size,
+        device=d["device"], random_state=seed)
+    start = time.perf_counter()
+    clf.fit(X, y)
+    fit_seconds = time.perf_counter() - start
+    module = clf.net_.module_
+    tuned = float_state(module)
+    probe = clf.freeze_policy_.probe_
+    rows = []
+    for alpha in ALPHAS:
+        module.load_state_dict(tuned, strict=False)
+        interpolate_weights(module, probe, alpha)
+        proba = clf.predict_proba(X_test)
+        pred = clf.classes_[np.argmax(proba, axis=1)]
+        rows.append({"weight_interpolation": alpha,
+                     "errors": int((pred != y_test).sum()),
+                     "log_loss": float(log_loss(y_test, proba, labels=clf.classes_))})
+        print(json.dumps(rows[-1]), flush=True)
+    path = RESULTS / "monkeys_wise_ft.json"
+    runs = json.loads(path.read_text())["runs"] if path.exists() else {}
+    runs[args.split] = {
+        "n_fit": len(y), "n_scored": len(y_test), "fit_seconds": fit_seconds,
+        "scored_on": ("fold 0 of StratifiedKFold(5, shuffle, random_state=0) of the 864"
+                      if args.split == "tune" else "the 216 photos run_monkeys holds out"),
+        "rows": rows,
+    }
+    write("monkeys_wise_ft", {
+        "recipe": {k: d[k] for k in ("backbone", "image_size", "ft_epochs", "ft_head_epochs",
+                                     "ft_lr", "backbone_lr_mult", "lr_schedule", "ft_warmup",
+                                     "tta", "head_solver", "head_C", "batch_size", "seed")},
+        "threads": args.threads, "runs": runs,
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -107,6 +107,18 @@ def variants() -> dict[str, tuple[object, dict]]:
                                           "tta": True}),
         "scratch 160ep +tta": ("none", {**_OLD["scratch"], "backbone": "cnn",
                                         "max_epochs": 160, "tta": True}),
+        # the exact probe (L-BFGS logistic regression on the standardised A features), alone
+        # and as LP-FT's LP (Kumar et al. 2022), and WiSE-FT's average of the two ends
+        # (Wortsman et al. 2022, a = 0.5 as the paper recommends); no augmentation: the
+        # exact probe needs the cached (unaugmented) features
+        "last-1 lbfgs +tta": ("last:1", {"head_solver": "lbfgs", "tta": True}),
+        "gradual lbfgs +tta": (GradualUnfreeze(head_epochs=10),
+                               {**_OLD["fine-tune"], "max_epochs": 40, "head_solver": "lbfgs",
+                                "augment": False, "tta": True}),
+        "gradual lbfgs wise0.5 +tta": (GradualUnfreeze(head_epochs=10),
+                                       {**_OLD["fine-tune"], "max_epochs": 40,
+                                        "head_solver": "lbfgs", "weight_interpolation": 0.5,
+                                        "augment": False, "tta": True}),
     }
     # the chosen defaults, as run_cifar uses them (for a new A checkpoint: --a ... --only)
     v.update({f"default {k}": ("none" if k in ("scratch", "fine-tune") else

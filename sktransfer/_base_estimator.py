@@ -174,15 +174,15 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         """Whether training batches are mixed (MixUp/CutMix): the cache is then inexact."""
         return False
 
-    def _check_weight_interpolation(self, policy) -> None:
-        """WiSE-FT needs LP-FT's two ends: a clear error for any other freeze policy."""
-        if self.weight_interpolation in (None, 1) or hasattr(policy, "head_stage_epochs"):
+    def _check_weight_interpolation(self, head_epochs: int) -> None:
+        """WiSE-FT needs LP-FT's two ends: a clear error for a fit without a head stage."""
+        if self.weight_interpolation in (None, 1) or head_epochs:
             return
         raise ValueError(
             f"weight_interpolation={self.weight_interpolation} averages the fine-tuned "
             "weights with those at the end of LP-FT's head stage, and freeze="
             f"{self.freeze!r} has no such stage. Use freeze='gradual' (or a "
-            "GradualUnfreeze policy), or weight_interpolation=None"
+            "GradualUnfreeze policy with head_epochs >= 1), or weight_interpolation=None"
         )
 
     def _fit_head_exactly(self, net, dataset, use_cache: bool, stage: str = "train") -> bool:
@@ -748,7 +748,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                     policy.validate()
                 if hasattr(policy, "head_stage_epochs"):  # LP-FT: head first, then all
                     head_epochs = policy.head_stage_epochs(int(self.max_epochs))
-                self._check_weight_interpolation(policy)
+                self._check_weight_interpolation(head_epochs)
                 network = self._build_network(inputs, policy, device)
                 recipe = self._training_recipe(network, policy)
                 net = self._make_net(network, policy, seed, device, amp_dtype, fraction,

@@ -164,6 +164,26 @@ def test_run_monkeys_fine_tune_default_is_lp_ft(monkeypatch):
     assert res.settings["epochs"] == {"efficientnet_lite0-fine-tune": 33}
 
 
+def test_run_monkeys_fine_tune_averages_probe_and_fine_tuned_weights(monkeypatch):
+    # WiSE-FT at the paper's 0.5 by default; none when a one-epoch run has no probe stage
+    monkeypatch.setattr(monkeys_module, "fetch_monkeys", _fake_monkeys)
+    stages = []
+    fit = monkeys_module.TransferClassifier.fit
+
+    def spy(self, X, y, **kwargs):
+        out = fit(self, X, y, **kwargs)
+        stages.append([s["stage"] for s in out.stages_])
+        return out
+
+    monkeypatch.setattr(monkeys_module.TransferClassifier, "fit", spy)
+    res = run_monkeys(None, image_size=32, batch_size=16, strategies="fine-tune",
+                      epochs=2)
+    assert res.settings["ft_weight_interpolation"] == 0.5
+    run_monkeys(None, image_size=32, batch_size=16, strategies="fine-tune", epochs=1,
+                head_solver="minibatch")
+    assert stages == [["head", "fine-tune", "interpolate"], ["train"]]
+
+
 def test_run_monkeys_pretrained_models_run_at_image_size(monkeypatch):
     # not at the backbone's own 224 px: the images' resolution is the one asked for
     monkeypatch.setattr(monkeys_module, "fetch_monkeys", _fake_monkeys)

@@ -88,3 +88,11 @@ def test_out_of_range_is_a_parameter_error(data, _lpft, bad):
     X, y = data
     with pytest.raises(InvalidParameterError, match="weight_interpolation"):
         _lpft(weight_interpolation=bad).fit(X, y)
+
+
+def test_a_head_stage_of_no_epochs_is_refused(data, source):
+    X, y = data
+    clf = TransferClassifier(source, freeze=GradualUnfreeze(0), weight_interpolation=0.5,
+                             max_epochs=2)
+    with pytest.raises(ValueError, match="head_epochs >= 1"):
+        clf.fit(X, y)

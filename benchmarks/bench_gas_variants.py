@@ -189,6 +189,10 @@ VARIANTS = {
     # regression on the frozen source features), then all layers fine-tuned
     "gradual-lbfgs": lambda bb: _net(bb, freeze=GradualUnfreeze(3), head_solver="lbfgs"),
     "feature-extraction-lbfgs": lambda bb: _net(bb, freeze="backbone", head_solver="lbfgs"),
+    # WiSE-FT (Wortsman et al., CVPR 2022): LP-FT's probe and fine-tuned weights averaged
+    "gradual-wise0.5": lambda bb: _net(bb, freeze=GradualUnfreeze(3), weight_interpolation=0.5),
+    "gradual-lbfgs-wise0.5": lambda bb: _net(bb, freeze=GradualUnfreeze(3), head_solver="lbfgs",
+                                             weight_interpolation=0.5),
 }
 
 #: Variants that need source networks of seeds 1-4 besides seed 0.

@@ -7,9 +7,9 @@ weights at the end of the probe and at the end of fine-tuning are kept, and the 
 ``a``: ``a = 0`` is the frozen model's probe, ``a = 1`` plain LP-FT. ``a = 0.5`` is the
 paper's value without tuning; the other values draw the curve, they are not candidates.
 
-``--split tune`` fits on folds 1-4 of the 864 training photos (``StratifiedKFold(5,
-shuffle, random_state=0)``, as the earlier recipe tuning) and scores fold 0 (173
-photos); ``--split heldout`` fits on all 864 and scores the 216 held-out photos
+``--split tune`` fits on four folds of the 864 training photos (``StratifiedKFold(5,
+shuffle, random_state=0)``, as the earlier recipe tuning) and scores the fifth (``--fold``,
+0 by default; 173 photos); ``--split heldout`` fits on all 864 and scores the 216 held-out photos
 ``run_monkeys`` sets aside. Results accumulate in ``results/monkeys_wise_ft.json``.
 
     python benchmarks/bench_monkeys_wise_ft.py --split tune
@@ -50,6 +50,7 @@ class KeepProbe(GradualUnfreeze):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=("tune", "heldout"), default="tune")
+    parser.add_argument("--fold", type=int, default=0, help="--split tune: fold scored")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -59,7 +60,7 @@ def main(argv=None):
     fit_rows, test_rows = held_out_split(train.target, d["test_fraction"], seed)
     if args.split == "tune":
         folds = StratifiedKFold(5, shuffle=True, random_state=0)
-        inner_fit, inner_test = next(folds.split(fit_rows, train.target[fit_rows]))
+        inner_fit, inner_test = list(folds.split(fit_rows, train.target[fit_rows]))[args.fold]
         fit_rows, test_rows = fit_rows[inner_fit], fit_rows[inner_test]
     X, y = train.images[fit_rows], train.target[fit_rows]
     X_test, y_test = train.images[test_rows], train.target[test_rows]
@@ -90,9 +91,11 @@ def main(argv=None):
         print(json.dumps(rows[-1]), flush=True)
     path = RESULTS / "monkeys_wise_ft.json"
     runs = json.loads(path.read_text())["runs"] if path.exists() else {}
-    runs[args.split] = {
+    key = args.split if args.split == "heldout" or args.fold == 0 else f"tune-fold{args.fold}"
+    runs[key] = {
         "n_fit": len(y), "n_scored": len(y_test), "fit_seconds": fit_seconds,
-        "scored_on": ("fold 0 of StratifiedKFold(5, shuffle, random_state=0) of the 864"
+        "scored_on": (f"fold {args.fold} of StratifiedKFold(5, shuffle, random_state=0) of "
+                      "the 864"
                       if args.split == "tune" else "the 216 photos run_monkeys holds out"),
         "rows": rows,
     }

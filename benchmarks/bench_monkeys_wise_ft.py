@@ -29,11 +29,9 @@ from _data import data_home
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
 
-from sktransfer import TransferClassifier
 from sktransfer._training import float_state, interpolate_weights
-from sktransfer.datasets import fetch_monkeys
 from sktransfer.experiments import run_monkeys
-from sktransfer.experiments._common import held_out_split
+from sktransfer.experiments.monkeys import _load, _lp_ft_classifier
 from sktransfer.freeze import GradualUnfreeze
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -56,23 +54,20 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     d = {k: p.default for k, p in inspect.signature(run_monkeys).parameters.items()}
     seed, size = d["seed"], d["image_size"]
-    train = fetch_monkeys("training", data_home=data_home(), image_size=size)
-    fit_rows, test_rows = held_out_split(train.target, d["test_fraction"], seed)
+    # run_monkeys's own split: its held-out photos (or the validation split, if present)
+    X, y, X_test, y_test, _, _ = _load(data_home(), size, d["test_fraction"], seed,
+                                       False, [])
     if args.split == "tune":
         folds = StratifiedKFold(5, shuffle=True, random_state=0)
-        inner_fit, inner_test = list(folds.split(fit_rows, train.target[fit_rows]))[args.fold]
-        fit_rows, test_rows = fit_rows[inner_fit], fit_rows[inner_test]
-    X, y = train.images[fit_rows], train.target[fit_rows]
-    X_test, y_test = train.images[test_rows], train.target[test_rows]
+        fit_rows, test_rows = list(folds.split(X, y))[args.fold]
+        X, y, X_test, y_test = X[fit_rows], y[fit_rows], X[test_rows], y[test_rows]
 
-    policy = KeepProbe(min(d["ft_head_epochs"], d["ft_epochs"] - 1), train_batchnorm=False)
-    clf = TransferClassifier(
-        d["backbone"], weights="imagenet", freeze=policy, lr=d["ft_lr"],
-        backbone_lr_mult=d["backbone_lr_mult"], augment=d["ft_augment"],
-        lr_schedule=d["lr_schedule"], warmup=d["ft_warmup"], l2sp=d["ft_l2sp"],
-        tta=d["tta"], head_solver=d["head_solver"], head_C=d["head_C"],
-        max_epochs=d["ft_epochs"], batch_size=d["batch_size"], image_size=size,
-        device=d["device"], random_state=seed)
+    # run_monkeys's fine-tuned model, kept whole here: the curve is drawn from its two ends
+    recipe = {k: d[k] for k in inspect.signature(_lp_ft_classifier).parameters if k in d}
+    clf = _lp_ft_classifier(
+        **recipe, max_epochs=d["ft_epochs"], policy_class=KeepProbe, image_size=size,
+        batch_size=d["batch_size"], device=d["device"], random_state=seed,
+    ).set_params(weight_interpolation=None)
     start = time.perf_counter()
     clf.fit(X, y)
     fit_seconds = time.perf_counter() - start
@@ -100,9 +95,8 @@ def main(argv=None):
         "rows": rows,
     }
     write("monkeys_wise_ft", {
-        "recipe": {k: d[k] for k in ("backbone", "image_size", "ft_epochs", "ft_head_epochs",
-                                     "ft_lr", "backbone_lr_mult", "lr_schedule", "ft_warmup",
-                                     "tta", "head_solver", "head_C", "batch_size", "seed")},
+        "recipe": {**recipe, "max_epochs": d["ft_epochs"], "image_size": size,
+                   "batch_size": d["batch_size"], "seed": seed},
         "threads": args.threads, "runs": runs,
     })
 

@@ -462,7 +462,7 @@ class TrainAccuracy(Callback):
 
     def on_epoch_begin(self, net, **kwargs):
         self.outputs_, self.targets_ = [], []
-        self.correct_, self.seen_ = None, 0
+        self.correct_, self.seen_ = 0, 0  # correct_ becomes a tensor: no sync per chunk
 
     def on_batch_end(self, net, batch, training, y_pred=None, **kwargs):
         if training and y_pred is not None:
@@ -476,17 +476,14 @@ class TrainAccuracy(Callback):
             return
         predicted = torch.cat(self.outputs_).argmax(1)
         targets = torch.cat(self.targets_).to(predicted.device)
-        correct = (predicted == targets).sum()
-        self.correct_ = correct if self.correct_ is None else self.correct_ + correct
+        self.correct_ = self.correct_ + (predicted == targets).sum()
         self.seen_ += len(targets)
         self.outputs_, self.targets_ = [], []
 
     def on_epoch_end(self, net, **kwargs):
-        self._score_chunk()
-        correct = 0.0 if self.correct_ is None else float(self.correct_)
-        seen = self.seen_
-        self.outputs_, self.targets_ = [], []
-        self.correct_, self.seen_ = None, 0
+        self._score_chunk()  # the epoch's last batches; leaves nothing held
+        correct, seen = float(self.correct_), self.seen_
+        self.correct_, self.seen_ = 0, 0
         reduce = getattr(net, "sum_over_processes", None)
         if reduce is not None:  # a distributed fit: every process saw its own batches
             correct, seen = reduce([float(correct), float(seen)])

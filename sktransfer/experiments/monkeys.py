@@ -34,6 +34,25 @@ def _load(data_home, image_size, test_fraction, seed, progress, notes):
     return train.images, train.target, valid.images, valid.target, train.target_names, False
 
 
+def _lp_ft_classifier(backbone, *, max_epochs, ft_head_epochs, ft_lr, backbone_lr_mult,
+                      ft_augment, lr_schedule, ft_warmup, ft_l2sp, tta,
+                      ft_weight_interpolation, head_solver, head_C,
+                      policy_class=GradualUnfreeze, **common) -> TransferClassifier:
+    """``run_monkeys``'s fine-tuned model (its parameters by the same names), also built
+    by ``benchmarks/bench_monkeys_wise_ft.py`` with a ``policy_class`` of its own."""
+    head_epochs = max(min(ft_head_epochs, max_epochs - 1), 0)
+    # Fine-tuning here is LP-FT (head first, on cached features), with BatchNorm kept
+    # frozen: a policy object with parameters, not the table's plain "none".
+    return TransferClassifier(
+        backbone, weights="imagenet",
+        freeze=policy_class(head_epochs, train_batchnorm=False),
+        lr=ft_lr, backbone_lr_mult=backbone_lr_mult, augment=ft_augment,
+        lr_schedule=lr_schedule, warmup=ft_warmup, l2sp=ft_l2sp, tta=tta,
+        # no head stage (a one-epoch run): no probe to average with
+        weight_interpolation=ft_weight_interpolation if head_epochs else None,
+        head_solver=head_solver, head_C=head_C, max_epochs=max_epochs, **common)
+
+
 def run_monkeys(
     data_home: Any = None,
     *,
@@ -214,19 +233,13 @@ def run_monkeys(
                 lr=head_lr, lr_schedule=lr_schedule, tta=tta, head_solver=head_solver,
                 head_C=head_C, max_epochs=n_epochs["feature-extraction"], **pretrained)
         if "fine-tune" in selected:
-            head_epochs = max(min(ft_head_epochs, n_epochs["fine-tune"] - 1), 0)
-            # Fine-tuning here is LP-FT (head first, on cached features), with BatchNorm kept
-            # frozen: a policy object with parameters, not the table's plain "none".
-            policy = GradualUnfreeze(head_epochs, train_batchnorm=False)
             strategy_of[f"{backbone}-fine-tune"] = "fine-tune"
-            models[f"{backbone}-fine-tune"] = TransferClassifier(
-                backbone, weights="imagenet", freeze=policy,
-                lr=ft_lr, backbone_lr_mult=backbone_lr_mult, augment=ft_augment,
-                lr_schedule=lr_schedule, warmup=ft_warmup, l2sp=ft_l2sp, tta=tta,
-                # no head stage (a one-epoch run): no probe to average with
-                weight_interpolation=ft_weight_interpolation if head_epochs else None,
-                head_solver=head_solver, head_C=head_C,
-                max_epochs=n_epochs["fine-tune"], **pretrained)
+            models[f"{backbone}-fine-tune"] = _lp_ft_classifier(
+                backbone, max_epochs=n_epochs["fine-tune"], ft_head_epochs=ft_head_epochs,
+                ft_lr=ft_lr, backbone_lr_mult=backbone_lr_mult, ft_augment=ft_augment,
+                lr_schedule=lr_schedule, ft_warmup=ft_warmup, ft_l2sp=ft_l2sp, tta=tta,
+                ft_weight_interpolation=ft_weight_interpolation, head_solver=head_solver,
+                head_C=head_C, **pretrained)
         result = compare(
             models, X_train, y_train, test=(X_test, y_test), strategies=strategy_of,
             class_names=dict(enumerate(names)), progress=progress, experiment="monkeys",

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import StratifiedShuffleSplit
 from skorch import NeuralNet, NeuralNetClassifier
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, PrintLog
 from skorch.dataset import get_len, unpack_data
 from skorch.history import History
 from skorch.utils import to_tensor
@@ -63,6 +63,11 @@ class WeightedNet(NeuralNetClassifier):
         self.l2sp = l2sp
         self._mode_set = None
         self._batch_mix = None
+
+    @property
+    def _default_callbacks(self):
+        return [(name, QuietPrintLog() if name == "print_log" else cb)
+                for name, cb in super()._default_callbacks]
 
     # skorch sets train/eval mode on the whole module before every batch. Walking every
     # submodule costs about 5% of a small tabular network's step (measured with
@@ -125,12 +130,16 @@ class WeightedNet(NeuralNetClassifier):
         end = self._batch_hooks("on_batch_end")
         history = self.history
         batch_count = 0
+        lean_step = (self._lean_train_step() if training and not fit_params
+                     and getattr(step_fn, "__func__", None) is WeightedNet.train_step
+                     else None)
         for batch in iterator:
             if new_batch:
                 list.__getitem__(history, -1)["batches"].append({})
             for hook in begin:
                 hook(self, batch=batch, training=training)
-            step = step_fn(batch, **fit_params)
+            step = (lean_step(batch) if lean_step is not None
+                    else step_fn(batch, **fit_params))
             record = list.__getitem__(history, -1)["batches"][-1]
             record[loss_key] = step["loss"].item()
             record[size_key] = _batch_size(batch)
@@ -150,6 +159,50 @@ class WeightedNet(NeuralNetClassifier):
             list.__getitem__(self.history, -1)["batches"].append({})
         else:
             super().on_batch_begin(net, **kwargs)
+
+    def _lean_train_step(self):
+        """The training step of the plainest, most common fit as one function, or None.
+
+        When nothing customises it (no sample weights, label smoothing, MixUp/CutMix,
+        L2-SP, mixed precision or gradient callbacks; Adam, AdamW or SGD; none of skorch's
+        step methods overridden), a training step is: zero the gradients, forward,
+        cross-entropy, backward, step. skorch reaches that through eight method calls per
+        batch (``train_step``, ``train_step_single``, ``infer``, ``get_loss``, device
+        moves), about 20 microseconds of a 1.6 ms step of the gas MLP
+        (benchmarks/bench_training_loop.py). Decided once per epoch; a batch it does not
+        cover (one carrying weights) takes skorch's path.
+        """
+        cls = type(self)
+        if (self.grad_scaler_ is not None or self.mixer is not None
+                or self.amp_dtype is not None or self.l2sp or self.label_smoothing
+                or str(self.device) != "cpu" or len(self._optimizers) != 1
+                or type(self.optimizer_) not in _CLOSURE_ONCE
+                or type(self.criterion_) is not nn.CrossEntropyLoss
+                or self._callback_plan("on_grad_computed")
+                or not _direct_steps(cls)
+                or any(getattr(cls, name) is not getattr(WeightedNet, name)
+                       for name in ("train_step", "infer", "_call_module", "get_loss",
+                                    "_mixed_batch", "_set_training"))):
+            return None
+        self._set_training(True)
+        optimizer, criterion = self.optimizer_, self.criterion_
+        forward = self.module_.forward_head if self.head_only else self.module_
+        train_step = self.train_step
+
+        def lean_step(batch):
+            Xi, yi = batch
+            if (type(Xi) is not dict or len(Xi) != 1 or type(yi) is not torch.Tensor
+                    or type(Xi.get("x")) is not torch.Tensor or Xi["x"].is_cuda):
+                return train_step(batch)
+            optimizer.zero_grad()
+            y_pred = forward(Xi["x"])
+            loss = criterion(y_pred if y_pred.dtype == torch.float32 else y_pred.float(),
+                             yi)
+            loss.backward()
+            optimizer.step()
+            return {"loss": loss, "y_pred": y_pred}
+
+        return lean_step
 
     def train_step(self, batch, **fit_params):
         # skorch notifies ``on_grad_computed`` after every backward pass, building a
@@ -323,6 +376,20 @@ def _to_device(x, device):
             else:
                 return x
     return to_tensor(x, device=device)
+
+
+class QuietPrintLog(PrintLog):
+    """skorch's ``PrintLog``, which formats its table only when it will be shown.
+
+    skorch's builds the epoch's table with ``tabulate`` at every epoch and drops it when
+    ``verbose=0`` (a few hundred microseconds an epoch: a visible share of a head-only
+    epoch on cached features).
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.sink is print and not net.verbose:
+            return
+        super().on_epoch_end(net, **kwargs)
 
 
 def _batch_size(batch) -> int:

@@ -10,6 +10,7 @@ from sklearn.base import clone
 from skorch.callbacks import Callback, Checkpoint, GradientNormClipping
 
 from sktransfer import TransferClassifier
+from sktransfer._training import WeightedNet
 
 
 class EpochCounter(Callback):
@@ -129,17 +130,64 @@ class GradListener(Callback):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd"])
-def test_the_direct_train_step_is_skorchs_closure_step(blobs, optimizer):
-    # Adam, AdamW and SGD step without skorch's closure unless a callback needs it; both
-    # ways must train the very same network
+def test_the_direct_train_step_is_skorchs_closure_step(blobs, optimizer, monkeypatch):
+    # Adam, AdamW and SGD step without skorch's closure (and, in the plain case, through
+    # the net's one-function lean step) unless a callback needs it; both ways must train
+    # the very same network
     X, y = blobs
     params = {**FAST, "optimizer": optimizer, "weight_decay": 1e-3}
+    lean_epochs = []
+    lean = WeightedNet._lean_train_step
+
+    def spy(net):
+        step = lean(net)
+        lean_epochs.append(step is not None)
+        return step
+
+    monkeypatch.setattr(WeightedNet, "_lean_train_step", spy)
     direct = TransferClassifier(**params).fit(X, y)
+    assert lean_epochs == [True] * FAST["max_epochs"]
     closure = TransferClassifier(**params, callbacks=[GradListener()]).fit(X, y)
+    assert lean_epochs[FAST["max_epochs"]:] == [False] * FAST["max_epochs"]
     n_steps = sum(closure.net_.history[:, "train_batch_count"])
     assert _fitted_callback(closure, GradListener).calls_ == n_steps
     np.testing.assert_array_equal(direct.history_["train_loss"], closure.history_["train_loss"])
+    np.testing.assert_array_equal(direct.history_["train_acc"], closure.history_["train_acc"])
     np.testing.assert_array_equal(direct.predict_proba(X), closure.predict_proba(X))
+
+
+@pytest.mark.parametrize("setting", [{"label_smoothing": 0.1}, {"l2sp": 0.1},
+                                     {"class_weight": "balanced"}])
+def test_the_lean_step_leaves_what_it_does_not_cover_to_skorch(blobs, setting,
+                                                                monkeypatch):
+    # a fit with a customised loss must not go through the lean step: the same fit with
+    # the lean step switched off gives the very same network
+    X, y = blobs
+    y = np.where(np.arange(len(y)) % 4 == 0, 0, y)  # imbalanced: class weights matter
+    params = {**FAST, **setting}
+    taken = TransferClassifier(**params).fit(X, y)
+    monkeypatch.setattr(WeightedNet, "_lean_train_step", lambda net: None)
+    skorch_path = TransferClassifier(**params).fit(X, y)
+    np.testing.assert_array_equal(taken.predict_proba(X), skorch_path.predict_proba(X))
+    if "label_smoothing" in setting:  # and the setting did change the training
+        plain = TransferClassifier(**FAST).fit(X, y)
+        assert not np.array_equal(plain.predict_proba(X), taken.predict_proba(X))
+
+
+def test_print_log_formats_its_table_only_when_it_prints(blobs, capsys, monkeypatch):
+    import skorch.callbacks.logging as logging
+
+    X, y = blobs
+    tables = []
+    table = logging.PrintLog.table
+    monkeypatch.setattr(logging.PrintLog, "table",
+                        lambda self, row: tables.append(1) or table(self, row))
+    TransferClassifier(**FAST, verbose=0).fit(X, y)
+    assert tables == [] and "train_loss" not in capsys.readouterr().out
+    TransferClassifier(**FAST, verbose=1).fit(X, y)
+    assert len(tables) == FAST["max_epochs"]
+    out = capsys.readouterr().out
+    assert "train_loss" in out and out.count("\n") >= FAST["max_epochs"] + 2
 
 @pytest.mark.parametrize("bad, message", [
     ([("train_acc", EpochCounter())], "name 'train_acc' is used by TransferClassifier"),

@@ -179,9 +179,10 @@ def test_run_monkeys_fine_tune_averages_probe_and_fine_tuned_weights(monkeypatch
     res = run_monkeys(None, image_size=32, batch_size=16, strategies="fine-tune",
                       epochs=2)
     assert res.settings["ft_weight_interpolation"] == 0.5
-    run_monkeys(None, image_size=32, batch_size=16, strategies="fine-tune", epochs=1,
-                head_solver="minibatch")
+    # a one-epoch run has no probe stage to solve either (the default lbfgs LP)
+    one = run_monkeys(None, image_size=32, batch_size=16, strategies="fine-tune", epochs=1)
     assert stages == [["head", "fine-tune", "interpolate"], ["train"]]
+    assert one.settings["head_solver"] == "lbfgs"  # still the frozen head's solver
 
 
 def test_run_monkeys_pretrained_models_run_at_image_size(monkeypatch):

@@ -48,9 +48,10 @@ def _lp_ft_classifier(backbone, *, max_epochs, ft_head_epochs, ft_lr, backbone_l
         freeze=policy_class(head_epochs, train_batchnorm=False),
         lr=ft_lr, backbone_lr_mult=backbone_lr_mult, augment=ft_augment,
         lr_schedule=lr_schedule, warmup=ft_warmup, l2sp=ft_l2sp, tta=tta,
-        # no head stage (a one-epoch run): no probe to average with
+        # no head stage (a one-epoch run): no probe to solve or to average with
         weight_interpolation=ft_weight_interpolation if head_epochs else None,
-        head_solver=head_solver, head_C=head_C, max_epochs=max_epochs, **common)
+        head_solver=head_solver if head_epochs else "minibatch",
+        head_C=head_C, max_epochs=max_epochs, **common)
 
 
 def run_monkeys(
@@ -170,7 +171,8 @@ def run_monkeys(
         the cached embeddings exactly (the linear probe of Kornblith et al. 2019 and of
         Kumar et al.'s LP-FT; ``fe_epochs`` and ``ft_head_epochs`` then only say where
         the fine-tuning epochs start), ``"minibatch"`` trains it ``fe_epochs`` /
-        ``ft_head_epochs`` epochs with Adam at ``head_lr`` / ``ft_lr``.
+        ``ft_head_epochs`` epochs with Adam at ``head_lr`` / ``ft_lr``. A one-epoch
+        fine-tune has no LP stage: its head trains with the rest.
     head_C : float, default=1.0
         Inverse L2 strength of the ``"lbfgs"`` head (on standardised embeddings).
     batch_size : int, default=32

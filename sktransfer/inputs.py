@@ -129,8 +129,8 @@ def _check_finite(tensor: torch.Tensor, what: str) -> None:
     A finite sum says every value is finite, in one vectorised pass; only a sum that is
     not (a bad value, or finite ones adding up beyond float32's range) is looked into
     value by value. ``isfinite(x).all()`` alone is three passes over ``x`` and two
-    temporaries at every fit and predict; the sum is one pass and none (a visible part
-    of the estimator's fixed cost in benchmarks/bench_training_loop.py).
+    temporaries at every fit and predict; the sum is one pass and none (both count in
+    the estimator's fixed cost, which benchmarks/bench_training_loop.py reports).
     """
     if (tensor.dtype.is_floating_point and tensor.numel()
             and not math.isfinite(float(tensor.sum()))

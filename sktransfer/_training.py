@@ -184,10 +184,9 @@ class WeightedNet(NeuralNetClassifier):
                        for name in ("train_step", "infer", "_call_module", "get_loss",
                                     "_mixed_batch", "_set_training"))):
             return None
-        self._set_training(True)
         optimizer, criterion = self.optimizer_, self.criterion_
         forward = self.module_.forward_head if self.head_only else self.module_
-        train_step = self.train_step
+        train_step, set_training = self.train_step, self._set_training
 
         def lean_step(batch):
             Xi, yi = batch
@@ -195,6 +194,9 @@ class WeightedNet(NeuralNetClassifier):
                     or type(Xi.get("x")) is not torch.Tensor or Xi["x"].is_cuda):
                 return train_step(batch)
             optimizer.zero_grad()
+            # every batch, as skorch does: a callback may have predicted (eval mode)
+            # since the last one; a no-op unless the mode changed
+            set_training(True)
             y_pred = forward(Xi["x"])
             loss = criterion(y_pred if y_pred.dtype == torch.float32 else y_pred.float(),
                              yi)

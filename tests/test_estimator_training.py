@@ -174,6 +174,31 @@ def test_the_lean_step_leaves_what_it_does_not_cover_to_skorch(blobs, setting,
         assert not np.array_equal(plain.predict_proba(X), taken.predict_proba(X))
 
 
+class PredictsEachBatch(Callback):
+    """Predicts after every training batch (as skorch's ``BatchScoring`` without caching
+    does), which leaves the module in eval mode; records the mode each step found."""
+
+    def initialize(self):
+        self.modes_ = []
+        return self
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training:
+            self.modes_.append(net.module_.training)
+            list(net.forward_iter({"x": torch.zeros(2, 6)}))
+
+
+def test_the_lean_step_trains_in_training_mode_after_a_callback_predicted(blobs,
+                                                                          monkeypatch):
+    X, y = blobs
+    params = {**FAST, "batch_size": 16}
+    lean = TransferClassifier(**params, callbacks=[PredictsEachBatch()]).fit(X, y)
+    assert all(_fitted_callback(lean, PredictsEachBatch).modes_)  # dropout was on
+    monkeypatch.setattr(WeightedNet, "_lean_train_step", lambda net: None)
+    skorch_path = TransferClassifier(**params, callbacks=[PredictsEachBatch()]).fit(X, y)
+    np.testing.assert_array_equal(lean.predict_proba(X), skorch_path.predict_proba(X))
+
+
 def test_print_log_formats_its_table_only_when_it_prints(blobs, capsys, monkeypatch):
     import skorch.callbacks.logging as logging
 

@@ -166,11 +166,12 @@ class WeightedNet(NeuralNetClassifier):
         When nothing customises it (no sample weights, label smoothing, MixUp/CutMix,
         L2-SP, mixed precision or gradient callbacks; Adam, AdamW or SGD; none of skorch's
         step methods overridden), a training step is: zero the gradients, forward,
-        cross-entropy, backward, step. skorch reaches that through eight method calls per
-        batch (``train_step``, ``train_step_single``, ``infer``, ``get_loss``, device
-        moves), about 20 microseconds of a 1.6 ms step of the gas MLP
-        (benchmarks/bench_training_loop.py). Decided once per epoch; a batch it does not
-        cover (one carrying weights) takes skorch's path.
+        cross-entropy, backward, step. skorch reaches that through a chain of method
+        calls per batch (``train_step``, ``train_step_single``, ``infer``, ``get_loss``,
+        device moves); on the gas MLP the estimator is about 1.04x a hand-written loop with
+        this step and 1.044-1.063x without it (benchmarks/bench_training_loop.py,
+        ``--without-lean-step``). Decided once per epoch; a batch it does not cover (one
+        carrying weights) takes skorch's path.
         """
         cls = type(self)
         if (self.grad_scaler_ is not None or self.mixer is not None
@@ -384,8 +385,8 @@ class QuietPrintLog(PrintLog):
     """skorch's ``PrintLog``, which formats its table only when it will be shown.
 
     skorch's builds the epoch's table with ``tabulate`` at every epoch and drops it when
-    ``verbose=0`` (a few hundred microseconds an epoch: a visible share of a head-only
-    epoch on cached features).
+    ``verbose=0``: work of the same order as a whole head-only epoch on a few cached
+    embeddings, as in a frozen-backbone search.
     """
 
     def on_epoch_end(self, net, **kwargs):

@@ -385,8 +385,7 @@ class QuietPrintLog(PrintLog):
     """skorch's ``PrintLog``, which formats its table only when it will be shown.
 
     skorch's builds the epoch's table with ``tabulate`` at every epoch and drops it when
-    ``verbose=0``: work of the same order as a whole head-only epoch on a few cached
-    embeddings, as in a frozen-backbone search.
+    ``verbose=0``, although a frozen-backbone search runs many short head-only epochs.
     """
 
     def on_epoch_end(self, net, **kwargs):

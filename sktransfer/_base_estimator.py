@@ -174,9 +174,19 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         """Whether training batches are mixed (MixUp/CutMix): the cache is then inexact."""
         return False
 
-    def _check_weight_interpolation(self, head_epochs: int) -> None:
-        """WiSE-FT needs LP-FT's two ends: a clear error for a fit without a head stage."""
-        if self.weight_interpolation in (None, 1) or head_epochs:
+    def _check_weight_interpolation(self, head_epochs: int, continued: bool) -> None:
+        """WiSE-FT needs LP-FT's two ends: a clear error for a fit without a head stage
+        or a continued fit (``partial_fit``, ``warm_start=True``)."""
+        if self.weight_interpolation in (None, 1):
+            return
+        if continued:
+            raise ValueError(
+                f"weight_interpolation={self.weight_interpolation} averages the "
+                "weights of one LP-FT fit (freeze='gradual') with its probe; a "
+                "continued fit (partial_fit, warm_start=True) has no probe stage. "
+                "Use weight_interpolation=None to continue training"
+            )
+        if head_epochs:
             return
         raise ValueError(
             f"weight_interpolation={self.weight_interpolation} averages the fine-tuned "
@@ -748,7 +758,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                     policy.validate()
                 if hasattr(policy, "head_stage_epochs"):  # LP-FT: head first, then all
                     head_epochs = policy.head_stage_epochs(int(self.max_epochs))
-                self._check_weight_interpolation(head_epochs)
+                self._check_weight_interpolation(head_epochs, continued=False)
                 network = self._build_network(inputs, policy, device)
                 recipe = self._training_recipe(network, policy)
                 net = self._make_net(network, policy, seed, device, amp_dtype, fraction,
@@ -814,13 +824,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 n_before = len(net.history) if continuing else 0
                 if partial or continuing:
                     self._fit_head_exactly(net, None, False, "continue")  # refuses a solve
-                if (partial or continuing) and self.weight_interpolation not in (None, 1):
-                    raise ValueError(
-                        f"weight_interpolation={self.weight_interpolation} averages the "
-                        "weights of one LP-FT fit (freeze='gradual') with its probe; a "
-                        "continued fit (partial_fit, warm_start=True) has no probe stage. "
-                        "Use weight_interpolation=None to continue training"
-                    )
+                    self._check_weight_interpolation(0, continued=True)
                 if partial:
                     net.train_split = None
                     with _early_stopping_paused(net):

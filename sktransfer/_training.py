@@ -174,16 +174,13 @@ class WeightedNet(NeuralNetClassifier):
         carrying weights) takes skorch's path.
         """
         cls = type(self)
-        if (self.grad_scaler_ is not None or self.mixer is not None
+        if (not self._steps_without_closure() or self._callback_plan("on_grad_computed")
                 or self.amp_dtype is not None or self.l2sp or self.label_smoothing
-                or str(self.device) != "cpu" or len(self._optimizers) != 1
-                or type(self.optimizer_) not in _CLOSURE_ONCE
+                or str(self.device) != "cpu"
                 or type(self.criterion_) is not nn.CrossEntropyLoss
-                or self._callback_plan("on_grad_computed")
-                or not _direct_steps(cls)
                 or any(getattr(cls, name) is not getattr(WeightedNet, name)
                        for name in ("train_step", "infer", "_call_module", "get_loss",
-                                    "_mixed_batch", "_set_training"))):
+                                    "_set_training"))):
             return None
         optimizer, criterion = self.optimizer_, self.criterion_
         forward = self.module_.forward_head if self.head_only else self.module_
@@ -207,14 +204,19 @@ class WeightedNet(NeuralNetClassifier):
 
         return lean_step
 
+    def _steps_without_closure(self) -> bool:
+        """Whether a training step may be zero, ``train_step_single``, ``step()`` instead
+        of skorch's ``optimizer.step(closure)`` (see :meth:`train_step`)."""
+        return (self.grad_scaler_ is None and self.mixer is None
+                and type(self.optimizer_) in _CLOSURE_ONCE and _direct_steps(type(self))
+                and len(self._optimizers) == 1)
+
     def train_step(self, batch, **fit_params):
         # skorch notifies ``on_grad_computed`` after every backward pass, building a
         # generator over all parameters for it; skipped when no callback listens.
         if self._callback_plan("on_grad_computed"):
             return super().train_step(batch, **fit_params)
-        if (self.grad_scaler_ is None and self.mixer is None
-                and type(self.optimizer_) in _CLOSURE_ONCE and _direct_steps(type(self))
-                and len(self._optimizers) == 1):
+        if self._steps_without_closure():
             # skorch hands the step to ``optimizer.step(closure)`` (through a step
             # accumulator), which LBFGS-like optimizers need; Adam, AdamW and SGD call the
             # closure once before updating, so here the closure's work

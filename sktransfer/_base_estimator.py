@@ -555,13 +555,20 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             stacklevel=6,
         )
 
-    def _cache_plan(self, network: TransferNetwork, policy) -> bool:
+    def _cache_plan(self, network: TransferNetwork, policy, clean_inputs: bool = False) -> bool:
+        """Whether this stage trains on cached embeddings (logged when it cannot).
+
+        ``clean_inputs``: the stage is defined on the unaugmented, unmixed images (the
+        exact linear probe of LP-FT), so augmentation and mixing do not bypass the cache.
+        """
         from .cache import bypass_reason
 
         if self.cache_features is False:
             return False
-        reason = ("mixup/cutmix mix the training images" if self._mixes_inputs()
-                  else bypass_reason(network, policy, network.augment is not None))
+        reason = ("mixup/cutmix mix the training images"
+                  if self._mixes_inputs() and not clean_inputs
+                  else bypass_reason(network, policy,
+                                     network.augment is not None and not clean_inputs))
         if reason is None:
             return True
         message = f"feature cache bypassed: {reason}"
@@ -767,7 +774,12 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             y_t = torch.as_tensor(y_enc)
             stages_ = []
             if head_epochs:
-                head_cache = self._cache_plan(network, FreezeBackbone())
+                # The exact probe is fitted on the clean images' embeddings, as Kornblith
+                # et al. and Kumar et al. fit linear probes; augmentation and mixing are
+                # for the fine-tuning stage.
+                exact_probe = getattr(self, "head_solver", None) == "lbfgs"
+                head_cache = self._cache_plan(network, FreezeBackbone(),
+                                              clean_inputs=exact_probe)
                 head_data = (self._feature_dataset(network, inputs, y_t, weights, net, device)
                              if head_cache else None)
                 # LP-FT as Kumar et al. fit the LP: one exact solve on the cached embeddings

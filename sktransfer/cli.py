@@ -94,6 +94,15 @@ def _gas_task(text: str) -> str:
     return text
 
 
+def _gas_preprocessing(text: str) -> str:
+    from .preprocessing import PREPROCESSING
+
+    if text not in PREPROCESSING:
+        raise argparse.ArgumentTypeError(
+            f"unknown preprocessing {text!r}; use one of {', '.join(PREPROCESSING)}")
+    return text
+
+
 def _cifar_class(text: str) -> int:
     from .experiments.cifar import _class_index
 
@@ -225,6 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="labelled/scored splits per target batch (default: 5)")
     gas.add_argument("--source-epochs", type=_positive_int, default=None,
                      help="pretraining epochs (default: 40)")
+    gas.add_argument("--preprocessing", type=_gas_preprocessing, default=None,
+                     metavar="NAME",
+                     help="input transform of every batch, the same for every model: one "
+                          "of sktransfer.preprocessing.PREPROCESSING (default: batch)")
     gas.add_argument("--archive-sha256", type=_sha256, default=None, metavar="HEX",
                      help="with --download of batches 7-10: the SHA-256 of the UCI zip "
                           "(`sha256sum` of a copy you trust), or 'unverified'; no "
@@ -320,7 +333,8 @@ def _run(args: argparse.Namespace):
         return run_demo(None, quiet=args.quiet, **common, **extra)
     if args.experiment == "gas":
         X, y, batch, source = _load_gas(args)
-        extra = {} if args.source_epochs is None else {"source_epochs": args.source_epochs}
+        names = ("source_epochs", "preprocessing")
+        extra = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
         return run_gas(X, y, batch, args.source_batches, args.target_batches,
                        label_fraction=args.label_fraction, task=args.task,
                        repeats=args.repeats, data=source, **common, **extra)

@@ -143,7 +143,9 @@ default=False
         one row. With ``freeze="gradual"`` (LP-FT) it solves the head stage instead of
         its ``head_epochs`` epochs, as Kumar et al. fit the LP of LP-FT, then fine-tunes
         ``max_epochs - head_epochs`` epochs (``history_``: one row for the solve, then
-        the epochs). Any other setting (fine-tuning from the start, ``warm_start``,
+        the epochs); the probe is solved on the embeddings of the images as given, and
+        ``augment``, ``mixup`` and ``cutmix`` act in the fine-tuning epochs only. Any
+        other setting (fine-tuning from the start, ``warm_start``,
         ``partial_fit``, a validation hold-out, an MLP head, bypassed cache) is a
         ValueError.
     head_C : float, default=1.0

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: Names of the preprocessing choices of :func:`preprocess_gas`.
-PREPROCESSING = ("none", "log", "batch", "log+batch", "pattern+batch")
+PREPROCESSING = ("none", "log", "batch", "log+batch", "pattern+batch", "batch,pattern+batch")
 
 
 def signed_log(X) -> np.ndarray:
@@ -182,15 +182,19 @@ def preprocess_gas(X, groups, preprocessing: str = "log+batch") -> np.ndarray:
     X : array-like of shape (n_samples, n_features)
     groups : array-like of shape (n_samples,)
         Batch (domain) of each row, for the per-batch standardisation.
-    preprocessing : {"none", "log", "batch", "log+batch", "pattern+batch"}, \
-            default="log+batch"
+    preprocessing : {"none", "log", "batch", "log+batch", "pattern+batch", \
+            "batch,pattern+batch"}, default="log+batch"
         ``"log"``: :func:`signed_log`; ``"batch"``: :func:`standardize_by_group`;
         ``"log+batch"``: both, log first; ``"pattern+batch"``: :func:`sensor_pattern`
-        (16 sensors), then per batch; ``"none"``: ``X`` as float64.
+        (16 sensors), then per batch; ``"batch,pattern+batch"``: the two views side by
+        side, ``"batch"``'s columns then ``"pattern+batch"``'s (twice the columns: the
+        pattern names the gas whatever its concentration, the standardised readings keep
+        the concentration the pattern discards); ``"none"``: ``X`` as float64.
 
     Returns
     -------
-    ndarray of shape (n_samples, n_features), float64.
+    ndarray of shape (n_samples, n_features), float64; twice the columns for
+    ``"batch,pattern+batch"``.
 
     Examples
     --------
@@ -204,6 +208,8 @@ def preprocess_gas(X, groups, preprocessing: str = "log+batch") -> np.ndarray:
            [ 1.,  1.]])
     """
     X = check_array(X, dtype=np.float64)
+    if "," in preprocessing:  # views side by side, each its own chain
+        return np.hstack([preprocess_gas(X, groups, view) for view in preprocessing.split(",")])
     if "log" in preprocessing:
         X = signed_log(X)
     if "pattern" in preprocessing:

@@ -37,6 +37,8 @@ SHARED_DATA = _shared_data()
          "both source and target"),
         (["compare", "gas", "--label-fraction", "1.5"], "(0, 1)"),
         (["compare", "gas", "--repeats", "0"], "positive integer"),
+        (["compare", "gas", "--preprocessing", "zscore"],
+         "unknown preprocessing 'zscore'; use one of none, log, batch"),
         (["compare", "cifar", "--b-classes", "0"], "two distinct classes"),
         (["compare", "cifar", "--b-classes", "0", "zebra"], "unknown CIFAR-10 class"),
         (["compare", "monkeys", "--backbone", "resnet9000"], "unknown backbone"),
@@ -228,6 +230,15 @@ def test_compare_gas_with_a_data_home_keeps_the_embedded_batches(tmp_path, capsy
     doc = json.loads((tmp_path / "out" / "results.json").read_text())
     assert "embedded" in doc["settings"]["data"]
     assert "n/a" in capsys.readouterr().out  # one repeat: no spread
+
+
+def test_compare_gas_preprocessing_reaches_every_model(tmp_path, capsys):
+    argv = ["compare", "gas", "--source-batches", "1", "--target-batches", "4",
+            "--label-fraction", "0.2", "--repeats", "1", "--strategies", "svm_rbf",
+            "--preprocessing", "batch,pattern+batch", "--quiet", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["settings"]["preprocessing"] == "batch,pattern+batch"
 
 
 # --------------------------------------------------------------------------- the README

@@ -127,3 +127,35 @@ def test_lbfgs_solves_the_head_stage_of_lp_ft_then_fine_tunes(data):
     moved = [not torch.equal(a, b) for a, b in zip(
         lpft.net_.module_.backbone.parameters(), probe.net_.module_.backbone.parameters())]
     assert any(moved)
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.RandomState(0)
+    y = np.arange(24) % 2
+    X = rng.randint(0, 256, (24, 16, 16, 3)).astype(np.uint8)
+    X[y == 1, :8] //= 3  # a darker top half: something to learn
+    return X, y
+
+
+@pytest.mark.filterwarnings("ignore:freeze='.*' keeps layers")
+@pytest.mark.parametrize("mixing", [{}, {"mixup": 0.4}])
+def test_lp_ft_probe_is_solved_on_clean_images_then_fine_tuning_augments(images, mixing):
+    """The LP of LP-FT is the probe of the images as given (Kornblith et al. fit probes
+    so); augmentation and mixing act in the fine-tuning epochs, which they change."""
+    X, y = images
+    common = dict(backbone="cnn", image_size=16, head_solver="lbfgs", random_state=0,
+                  batch_size=8)
+    probe = TransferClassifier(freeze="backbone", **common).fit(X, y)
+    plain = TransferClassifier(freeze="gradual:1", max_epochs=3, **common).fit(X, y)
+    augmented = TransferClassifier(freeze="gradual:1", max_epochs=3, augment="flip_crop",
+                                   **mixing, **common).fit(X, y)
+    assert augmented.stages_[0]["cached_features"]
+    assert augmented.history_["train_loss"].iloc[0] == pytest.approx(
+        probe.history_["train_loss"].iloc[0], rel=1e-4)
+    assert len(augmented.history_) == 1 + 2
+    assert augmented.history_["train_loss"].iloc[1] != pytest.approx(
+        plain.history_["train_loss"].iloc[1], rel=1e-6)
+    # a frozen backbone alone: augmentation would have nothing to act on, still refused
+    with pytest.raises(ValueError, match="no augmentation"):
+        TransferClassifier(freeze="backbone", augment="flip_crop", **common).fit(X, y)

@@ -11,6 +11,7 @@ from sktransfer.preprocessing import (
     PREPROCESSING,
     SignedLog,
     preprocess_gas,
+    sensor_pattern,
     signed_log,
     standardize_by_group,
 )
@@ -65,7 +66,8 @@ def test_preprocess_gas_options():
                                standardize_by_group(X, groups))
     np.testing.assert_allclose(preprocess_gas(X, groups, "log+batch"),
                                standardize_by_group(signed_log(X), groups))
-    assert set(PREPROCESSING) == {"none", "log", "batch", "log+batch", "pattern+batch"}
+    assert set(PREPROCESSING) == {"none", "log", "batch", "log+batch", "pattern+batch",
+                                  "batch,pattern+batch"}
     with pytest.raises(ValueError, match="preprocessing"):
         preprocess_gas(X, groups, "zscore")
 
@@ -97,3 +99,19 @@ def test_sensor_pattern_removes_concentration_per_feature_type():
         sensor_pattern(np.ones((2, 10)), n_sensors=16)
     Z = preprocess_gas(X, np.repeat([1, 2], [2, 3]), "pattern+batch")
     np.testing.assert_allclose(Z[:2].mean(axis=0), 0, atol=1e-9)
+
+
+def test_two_views_side_by_side():
+    """``"batch,pattern+batch"``: the standardised readings, then the standardised pattern;
+    each row at its own concentration changes the first view, not the second."""
+    rng = np.random.RandomState(0)
+    X = np.abs(rng.normal(1, 1, (12, 32)))
+    groups = np.repeat([1, 2], 6)
+    Z = preprocess_gas(X, groups, "batch,pattern+batch")
+    assert Z.shape == (12, 64)
+    np.testing.assert_allclose(Z[:, :32], preprocess_gas(X, groups, "batch"))
+    np.testing.assert_allclose(Z[:, 32:], standardize_by_group(sensor_pattern(X), groups))
+    concentrations = rng.uniform(0.2, 5.0, (12, 1))
+    Zc = preprocess_gas(X * concentrations, groups, "batch,pattern+batch")
+    np.testing.assert_allclose(Zc[:, 32:], Z[:, 32:], atol=1e-9)
+    assert not np.allclose(Zc[:, :32], Z[:, :32])

@@ -74,7 +74,7 @@ def run_monkeys(
     ft_warmup: float = 0.1,
     ft_l2sp: float = 0.0,
     ft_weight_interpolation: float | None = 0.5,
-    ft_augment: bool = False,
+    ft_augment: Any = False,
     tta: bool = True,
     head_solver: str = "lbfgs",
     head_C: float = 1.0,
@@ -161,8 +161,10 @@ def run_monkeys(
         folds of the training photos it had the lowest mean log loss of the curve, with
         one error more than plain LP-FT on one fold
         (``benchmarks/bench_monkeys_wise_ft.py``). ``None`` keeps the fine-tuned weights.
-    ft_augment : bool, default=False
-        Random flips and shifts while fine-tuning (the scratch CNN always augments).
+    ft_augment : bool, str or transform, default=False
+        Augmentation while fine-tuning, any ``augment`` value of the estimator (``True``:
+        random flips and shifts; a policy name such as ``"trivialaugment"``; a
+        ``torchvision.transforms.v2`` object). The scratch CNN always augments.
     tta : bool, default=True
         Flip test-time augmentation of the pretrained models' predictions.
     head_solver : {"lbfgs", "minibatch"}, default="lbfgs"
@@ -259,7 +261,7 @@ def run_monkeys(
         "head_solver": head_solver, "head_C": head_C,
         "ft_batchnorm": "frozen (ImageNet running statistics)",
         "batch_size": batch_size, "optimizer": "adam",
-        "validation_fraction": 0.1, "n_train": int(len(y_train)), "n_test": int(len(y_test)),
+        "validation_fraction": None, "n_train": int(len(y_train)), "n_test": int(len(y_test)),
         "test_source": f"held-out {test_fraction:.0%} of the training split" if held_out
         else "validation split",
         "seed": seed, "device": device, "torch_threads": threads, "data_home": data_home,

@@ -23,11 +23,10 @@ from _common import write
 from _data import data_home
 from sklearn.metrics import log_loss
 
-from sktransfer import TransferClassifier
 from sktransfer.datasets import fetch_monkeys
 from sktransfer.experiments import run_monkeys
 from sktransfer.experiments._common import held_out_split
-from sktransfer.experiments.monkeys import _lp_ft_classifier
+from sktransfer.experiments.monkeys import _frozen_classifier, _lp_ft_classifier
 
 #: run_monkeys's defaults, so this script fits exactly the models it compares
 DEFAULTS = {name: p.default for name, p in inspect.signature(run_monkeys).parameters.items()
@@ -73,10 +72,10 @@ def main(argv=None) -> None:
     common = dict(batch_size=d["batch_size"], device="cpu", random_state=d["seed"],
                   image_size=size)
     models = {
-        "frozen": TransferClassifier(
-            d["backbone"], weights="imagenet", freeze="backbone", lr=d["head_lr"],
-            lr_schedule=d["lr_schedule"], tta=d["tta"], head_solver=d["head_solver"],
-            head_C=d["head_C"], max_epochs=d["fe_epochs"], **common),
+        "frozen": _frozen_classifier(
+            d["backbone"], head_lr=d["head_lr"], lr_schedule=d["lr_schedule"], tta=d["tta"],
+            head_solver=d["head_solver"], head_C=d["head_C"], max_epochs=d["fe_epochs"],
+            **common),
         "fine-tuned": _lp_ft_classifier(
             d["backbone"], max_epochs=d["ft_epochs"], ft_head_epochs=d["ft_head_epochs"],
             ft_lr=d["ft_lr"], backbone_lr_mult=d["backbone_lr_mult"],

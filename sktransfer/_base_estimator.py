@@ -195,6 +195,11 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             "GradualUnfreeze policy with head_epochs >= 1), or weight_interpolation=None"
         )
 
+    def _head_stage_is_exact(self) -> bool:
+        """Whether LP-FT's head stage is one exact solve on clean embeddings (the
+        classifier's ``head_solver="lbfgs"``), so augmentation waits for fine-tuning."""
+        return False
+
     def _fit_head_exactly(self, net, dataset, use_cache: bool, stage: str = "train") -> bool:
         """Fit the head in one solve instead of training epochs (a linear probe); whether
         done, or a ValueError where the estimator asks for a solve that cannot apply.
@@ -777,9 +782,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 # The exact probe is fitted on the clean images' embeddings, as Kornblith
                 # et al. and Kumar et al. fit linear probes; augmentation and mixing are
                 # for the fine-tuning stage.
-                exact_probe = getattr(self, "head_solver", None) == "lbfgs"
                 head_cache = self._cache_plan(network, FreezeBackbone(),
-                                              clean_inputs=exact_probe)
+                                              clean_inputs=self._head_stage_is_exact())
                 head_data = (self._feature_dataset(network, inputs, y_t, weights, net, device)
                              if head_cache else None)
                 # LP-FT as Kumar et al. fit the LP: one exact solve on the cached embeddings

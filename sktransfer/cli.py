@@ -99,7 +99,7 @@ def _gas_preprocessing(text: str) -> str:
 
     if text not in PREPROCESSING:
         raise argparse.ArgumentTypeError(
-            f"unknown preprocessing {text!r}; use one of {', '.join(PREPROCESSING)}")
+            f"unknown preprocessing {text!r}; use one of {', '.join(map(repr, PREPROCESSING))}")
     return text
 
 

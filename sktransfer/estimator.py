@@ -154,7 +154,9 @@ default=False
     cache_features : {"auto", True, False}, default="auto"
         Reuse a frozen backbone's embeddings across epochs, folds, grid candidates and
         predictions (see :mod:`sktransfer.cache`). ``"auto"`` caches wherever it is exact:
-        the whole backbone frozen for the whole fit and no augmentation; elsewhere it is
+        the whole backbone frozen for the whole fit and no augmentation, or the head
+        stage of ``freeze="gradual"`` (LP-FT; with ``head_solver="lbfgs"`` even when
+        augmenting, the probe being solved on the clean images); elsewhere it is
         bypassed with the reason logged on the ``"sktransfer"`` logger. ``True`` does the
         same but warns when it must bypass; ``False`` never caches.
     cache_dir : str, path or joblib.Memory, default=None
@@ -400,6 +402,9 @@ default=False
     def _mixes_inputs(self) -> bool:
         return bool(self.mixup or self.cutmix)
 
+    def _head_stage_is_exact(self) -> bool:
+        return self.head_solver == "lbfgs"
+
     def _fit_head_exactly(self, net, dataset, use_cache: bool, stage: str = "train") -> bool:
         if self.head_solver != "lbfgs":
             return False
@@ -409,8 +414,9 @@ default=False
                    "warm_start or partial_fit)")
         elif not use_cache or dataset is None:
             why = ("it needs the frozen backbone's cached embeddings: use "
-                   "freeze='backbone' (or 'gradual': LP-FT, the head solved before "
-                   "fine-tuning), no augmentation, cache_features='auto' or True")
+                   "freeze='backbone' without augmentation or mixing (or 'gradual': "
+                   "LP-FT, the head solved on the clean images before fine-tuning), and "
+                   "cache_features='auto' or True")
         elif not isinstance(self.head, str):
             why = "it fits a linear head only (head='linear')"
         elif net.train_split is not None:

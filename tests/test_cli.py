@@ -38,7 +38,7 @@ SHARED_DATA = _shared_data()
         (["compare", "gas", "--label-fraction", "1.5"], "(0, 1)"),
         (["compare", "gas", "--repeats", "0"], "positive integer"),
         (["compare", "gas", "--preprocessing", "zscore"],
-         "unknown preprocessing 'zscore'; use one of none, log, batch"),
+         "unknown preprocessing 'zscore'; use one of 'none', 'log', 'batch'"),
         (["compare", "cifar", "--b-classes", "0"], "two distinct classes"),
         (["compare", "cifar", "--b-classes", "0", "zebra"], "unknown CIFAR-10 class"),
         (["compare", "monkeys", "--backbone", "resnet9000"], "unknown backbone"),
@@ -232,11 +232,25 @@ def test_compare_gas_with_a_data_home_keeps_the_embedded_batches(tmp_path, capsy
     assert "n/a" in capsys.readouterr().out  # one repeat: no spread
 
 
-def test_compare_gas_preprocessing_reaches_every_model(tmp_path, capsys):
+def test_compare_gas_preprocessing_reaches_the_models(tmp_path, capsys, monkeypatch):
+    import sktransfer.experiments.gas as gas_module
+
+    columns = []
+
+    def spy(X, groups, preprocessing):
+        out = preprocess_gas(X, groups, preprocessing)
+        columns.append(out.shape[1])
+        return out
+
+    from sktransfer.preprocessing import preprocess_gas
+
+    monkeypatch.setattr(gas_module, "preprocess_gas", spy)
     argv = ["compare", "gas", "--source-batches", "1", "--target-batches", "4",
-            "--label-fraction", "0.2", "--repeats", "1", "--strategies", "svm_rbf",
-            "--preprocessing", "batch,pattern+batch", "--quiet", "--out", str(tmp_path)]
+            "--label-fraction", "0.2", "--repeats", "1", "--strategies",
+            "logistic_regression", "--preprocessing", "batch,pattern+batch", "--quiet",
+            "--out", str(tmp_path)]
     assert main(argv) == 0
+    assert columns == [256]  # both views of the 128 features, for every model
     doc = json.loads((tmp_path / "results.json").read_text())
     assert doc["settings"]["preprocessing"] == "batch,pattern+batch"
 

@@ -156,6 +156,12 @@ def test_lp_ft_probe_is_solved_on_clean_images_then_fine_tuning_augments(images,
     assert len(augmented.history_) == 1 + 2
     assert augmented.history_["train_loss"].iloc[1] != pytest.approx(
         plain.history_["train_loss"].iloc[1], rel=1e-6)
-    # a frozen backbone alone: augmentation would have nothing to act on, still refused
-    with pytest.raises(ValueError, match="no augmentation"):
-        TransferClassifier(freeze="backbone", augment="flip_crop", **common).fit(X, y)
+
+
+@pytest.mark.parametrize("mixing", [{"augment": "flip_crop"}, {"mixup": 0.4}])
+def test_lbfgs_on_a_frozen_backbone_refuses_augmentation(images, mixing):
+    """With ``freeze="backbone"`` augmentation would have nothing to act on: refused."""
+    X, y = images
+    with pytest.raises(ValueError, match="without augmentation or mixing"):
+        TransferClassifier("cnn", freeze="backbone", image_size=16, head_solver="lbfgs",
+                           **mixing).fit(X, y)

@@ -124,7 +124,7 @@ def fine_tune_ensemble(backbones: Sequence[Any], seed: int = 0, **params) -> Vot
     Member ``k`` fine-tunes ``backbones[k]`` (all layers, a new head) with
     ``random_state=seed + k``; the ensemble averages their class probabilities
     (Lakshminarayanan et al. 2017, "Simple and Scalable Predictive Uncertainty Estimation
-    using Deep Ensembles"). With about 16 labelled rows a single fine-tune depends on its
+    using Deep Ensembles"). With about 17 labelled rows a single fine-tune depends on its
     seeds by several points of accuracy; the average over source and target seeds does not
     (``benchmarks/bench_gas_variants.py``).
 

@@ -34,6 +34,16 @@ def _load(data_home, image_size, test_fraction, seed, progress, notes):
     return train.images, train.target, valid.images, valid.target, train.target_names, False
 
 
+def _frozen_classifier(backbone, *, head_lr, lr_schedule, tta, head_solver, head_C,
+                       max_epochs, **common) -> TransferClassifier:
+    """``run_monkeys``'s feature-extraction model (its parameters by the same names), also
+    built by ``benchmarks/bench_monkeys_errors.py``."""
+    return TransferClassifier(
+        backbone, weights="imagenet", freeze=STRATEGY_FREEZE["feature-extraction"],
+        lr=head_lr, lr_schedule=lr_schedule, tta=tta, head_solver=head_solver,
+        head_C=head_C, max_epochs=max_epochs, **common)
+
+
 def _lp_ft_classifier(backbone, *, max_epochs, ft_head_epochs, ft_lr, backbone_lr_mult,
                       ft_augment, lr_schedule, ft_warmup, ft_l2sp, tta,
                       ft_weight_interpolation, head_solver, head_C,
@@ -232,10 +242,10 @@ def run_monkeys(
         if "feature-extraction" in selected:
             name = f"{backbone}-feature-extraction"
             strategy_of[name] = "feature-extraction"
-            models[name] = TransferClassifier(
-                backbone, weights="imagenet", freeze=STRATEGY_FREEZE["feature-extraction"],
-                lr=head_lr, lr_schedule=lr_schedule, tta=tta, head_solver=head_solver,
-                head_C=head_C, max_epochs=n_epochs["feature-extraction"], **pretrained)
+            models[name] = _frozen_classifier(
+                backbone, head_lr=head_lr, lr_schedule=lr_schedule, tta=tta,
+                head_solver=head_solver, head_C=head_C,
+                max_epochs=n_epochs["feature-extraction"], **pretrained)
         if "fine-tune" in selected:
             strategy_of[f"{backbone}-fine-tune"] = "fine-tune"
             models[f"{backbone}-fine-tune"] = _lp_ft_classifier(

@@ -125,6 +125,10 @@ def variants() -> dict[str, tuple[object, dict]]:
                                f"last:{k[-1]}",
                                {**r, **({"backbone": "cnn"} if k == "scratch" else {})})
               for k, r in B_RECIPES.items()})
+    # the defaults with test-time translations as well as flips (tta="flip_translate":
+    # airbench's test-time augmentation, Jordan 2024)
+    v.update({f"{name} +translate": (freeze, {**params, "tta": "flip_translate"})
+              for name, (freeze, params) in list(v.items()) if name.startswith("default ")})
     return v
 
 

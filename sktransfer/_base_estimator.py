@@ -62,7 +62,7 @@ from ._training import (
     resolve_device,
     run_stages,
 )
-from .augment import POLICIES, make_augment
+from .augment import POLICIES, TTA_MODES, make_augment, tta_views
 from .backbones._base import Backbone
 from .backbones.exported import ExportedBackbone
 from .cache import backbone_digest
@@ -135,7 +135,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         "n_threads": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), None],
         "callbacks": [None, list, tuple],
         "warm_start": ["boolean"],
-        "tta": ["boolean"],
+        "tta": ["boolean", StrOptions(set(TTA_MODES))],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -246,7 +246,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         n_threads: int | str | None = "auto",
         callbacks: Sequence | None = None,
         warm_start: bool = False,
-        tta: bool = False,
+        tta: bool | str = False,
         random_state: Any = None,
         verbose: int = 0,
     ):
@@ -958,7 +958,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     @scoped_threads
     def _predict_views(self, X) -> list[torch.Tensor]:
         """The network's raw outputs (logits of a classifier) for ``X``, float32 on the CPU:
-        one tensor, or with ``tta=True`` on images also those of the mirrored images.
+        one tensor, or with ``tta`` on images also those of its views (mirrored, moved).
 
         A model fitted on cached features runs only its head on the cached embeddings of
         the images as given; mirrored images go through the whole (frozen) network.
@@ -980,12 +980,10 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         if self.tta and network.backbone.kind == "image":
             if dataset is None:
                 dataset = self._dataset(inputs, network.backbone.image_size)
-
-            def mirrored(x):
-                return network.forward(x.flip(-1))
-
-            views.append(_run_batches(network, mirrored, dataset, self.batch_size, device,
-                                      amp_dtype, kind="image"))
+            for view in tta_views(self.tta):
+                views.append(_run_batches(network, lambda x, v=view: network.forward(v(x)),
+                                          dataset, self.batch_size, device, amp_dtype,
+                                          kind="image"))
         return views
 
     @scoped_threads

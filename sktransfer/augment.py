@@ -27,6 +27,38 @@ import torch
 from torch import nn
 
 POLICIES = ("flip_crop", "trivialaugment", "randaugment")
+#: Test-time augmentation modes of the estimators' ``tta`` (``True`` is ``"flip"``).
+TTA_MODES = ("flip", "flip_translate")
+
+
+def _mirror(x: torch.Tensor) -> torch.Tensor:
+    return x.flip(-1)
+
+
+def _translate(x: torch.Tensor, sign: int) -> torch.Tensor:
+    """``x`` (NCHW) moved diagonally by 1/32 of its shorter side (at least a pixel),
+    reflect-padded: what a random crop of a padded training image also shows."""
+    shift = max(1, round(min(x.shape[-2:]) / 32))
+    h, w = x.shape[-2:]
+    padded = nn.functional.pad(x.float(), (shift,) * 4, mode="reflect").to(x.dtype)
+    start = 0 if sign < 0 else 2 * shift
+    return padded[..., start:start + h, start:start + w]
+
+
+def tta_views(tta) -> list:
+    """The views ``tta`` adds to the images as given, as functions of an NCHW batch.
+
+    ``True`` / ``"flip"``: the mirror image (Krizhevsky et al. 2012). ``"flip_translate"``:
+    also the images moved diagonally by 1/32 of the side, one way and the other, and
+    their mirrors (six views in all), as airbench's test-time augmentation on CIFAR-10
+    (Jordan 2024: 1 px of 32), for networks trained with random crops.
+    """
+    if tta is True or tta == "flip":
+        return [_mirror]
+    if tta == "flip_translate":
+        moved = [lambda x: _translate(x, -1), lambda x: _translate(x, 1)]
+        return [_mirror, *moved, *[lambda x, m=m: _mirror(m(x)) for m in moved]]
+    raise ValueError(f"tta must be a bool or one of {TTA_MODES}, got {tta!r}")
 
 
 class ImageAugment(nn.Module):

@@ -200,12 +200,15 @@ default=False
         ``max_epochs`` more epochs (``history_`` goes on) instead of building a new one;
         ``y`` must have the same classes and ``X`` the same form. See also
         :meth:`partial_fit`.
-    tta : bool, default=False
+    tta : bool or {"flip", "flip_translate"}, default=False
         Test-time augmentation for images: predictions average those of each image and
-        of its mirror image (horizontal flip, as in Krizhevsky et al. 2012 and Simonyan &
-        Zisserman 2015). It doubles prediction cost and suits data whose classes are
-        mirror-symmetric (photos, not digits or text); tabular data ignores it (a warning
-        says so at fit).
+        of its mirror image (``True`` or ``"flip"``: horizontal flip, as in Krizhevsky et
+        al. 2012 and Simonyan & Zisserman 2015). It doubles prediction cost and suits data
+        whose classes are mirror-symmetric (photos, not digits or text); tabular data
+        ignores it (a warning says so at fit). ``"flip_translate"`` also averages the
+        images moved diagonally by 1/32 of the side (reflect-padded), both ways, and
+        their mirrors: six views, for networks trained with random crops (airbench's
+        test-time augmentation on CIFAR-10, Jordan 2024).
     random_state : int, RandomState or None, default=None
         Seeds initialisation, shuffling, dropout and the validation split: the same value
         gives the same predictions on the CPU.
@@ -308,7 +311,7 @@ default=False
         n_threads: int | str | None = "auto",
         callbacks: Sequence | None = None,
         warm_start: bool = False,
-        tta: bool = False,
+        tta: bool | str = False,
         random_state: Any = None,
         verbose: int = 0,
     ):

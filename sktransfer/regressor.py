@@ -153,7 +153,7 @@ random_state, verbose
         n_threads: int | str | None = "auto",
         callbacks: Sequence | None = None,
         warm_start: bool = False,
-        tta: bool = False,
+        tta: bool | str = False,
         random_state: Any = None,
         verbose: int = 0,
     ):

@@ -129,3 +129,26 @@ def test_tta_on_tabular_data_warns(blobs):
     X, y = blobs
     with pytest.warns(UserWarning, match="tta=True"):
         TransferClassifier(tta=True, **FAST).fit(X, y)
+
+
+def test_tta_flip_translate_averages_six_views(tiny_images):
+    X, y = tiny_images
+    base = dict(backbone_kwargs=TINY_CNN, max_epochs=2, random_state=0)
+    plain = TransferClassifier("cnn", **base).fit(X, y)
+    tta = TransferClassifier("cnn", tta="flip_translate", **base).fit(X, y)
+    padded = np.pad(X, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")  # 1 px of 8
+    moved = [padded[:, :8, :8], padded[:, 2:, 2:]]
+    views = [X, *moved]
+    views += [np.ascontiguousarray(v[:, :, ::-1]) for v in views]
+    expected = np.mean([plain.predict_proba(np.ascontiguousarray(v)) for v in views], axis=0)
+    np.testing.assert_allclose(tta.predict_proba(X), expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(expected, TransferClassifier("cnn", tta=True, **base)
+                           .fit(X, y).predict_proba(X))
+
+
+def test_tta_mode_is_validated(tiny_images):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = tiny_images
+    with pytest.raises(InvalidParameterError, match="tta"):
+        TransferClassifier("cnn", tta="rotate", max_epochs=1).fit(X, y)

@@ -41,13 +41,15 @@ def main(argv=None) -> None:
     parser.add_argument("--reuse-a", type=Path, default=None,
                         help="A checkpoint of an earlier run: train B only")
     parser.add_argument("--out", default="cifar")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="run_cifar's seed: task A's training and B's draws and models")
     args = parser.parse_args(argv)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
     start = time.perf_counter()
     result = run_cifar(
-        args.data_home, threads=args.threads, progress=True,
+        args.data_home, threads=args.threads, progress=True, seed=args.seed,
         a_backbone=args.reuse_a, a_checkpoint=None if args.reuse_a else A_CHECKPOINT,
     )
     elapsed = time.perf_counter() - start

@@ -877,8 +877,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         head = make_head(backbone.num_features, self._n_outputs(), self.head)
         if self.tta and backbone.kind != "image":
             warnings.warn(
-                "tta=True averages predictions over mirrored images; X holds tabular data, "
-                "so it does nothing here",
+                f"tta={self.tta!r} averages predictions over views of images (mirrored, "
+                "moved); X holds tabular data, so it does nothing here",
                 UserWarning,
                 stacklevel=5,
             )

@@ -43,6 +43,8 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default="cifar")
     parser.add_argument("--seed", type=int, default=0,
                         help="run_cifar's seed: task A's training and B's draws and models")
+    parser.add_argument("--a-epochs", type=int, default=None,
+                        help="task A epochs (default: run_cifar's)")
     args = parser.parse_args(argv)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -50,6 +52,7 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     result = run_cifar(
         args.data_home, threads=args.threads, progress=True, seed=args.seed,
+        **({} if args.a_epochs is None else {"a_epochs": args.a_epochs}),
         a_backbone=args.reuse_a, a_checkpoint=None if args.reuse_a else A_CHECKPOINT,
     )
     elapsed = time.perf_counter() - start

@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     cifar.add_argument("--b-classes", type=_cifar_class, nargs="+", default=[0, 7],
                        metavar="C", help="task B classes, indices or names (default: 0 7)")
     cifar.add_argument("--a-epochs", type=_positive_int, default=None,
-                       help="task A epochs (default: 12)")
+                       help="task A epochs (default: 14)")
     cifar.add_argument("--repeats", type=_positive_int, default=None,
                        help="task B training draws (default: 5)")
     cifar.set_defaults(strategy_names="cifar")

@@ -46,6 +46,8 @@ def main(argv=None) -> None:
     parser.add_argument("--a-epochs", type=int, default=None,
                         help="task A epochs (default: run_cifar's)")
     args = parser.parse_args(argv)
+    if args.reuse_a is not None and args.a_epochs is not None:
+        parser.error("--a-epochs trains task A; with --reuse-a, A is not trained")
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()

@@ -40,6 +40,9 @@ def _translate(x: torch.Tensor, sign: int) -> torch.Tensor:
     reflect-padded: what a random crop of a padded training image also shows."""
     shift = max(1, round(min(x.shape[-2:]) / 32))
     h, w = x.shape[-2:]
+    if min(h, w) <= shift:
+        raise ValueError(f"tta='flip_translate' needs images of at least 2 x 2 pixels, "
+                         f"got {h} x {w}; use tta=True")
     padded = nn.functional.pad(x.float(), (shift,) * 4, mode="reflect").to(x.dtype)
     start = 0 if sign < 0 else 2 * shift
     return padded[..., start:start + h, start:start + w]
@@ -53,11 +56,11 @@ def tta_views(tta) -> list:
     their mirrors (six views in all), as airbench's test-time augmentation on CIFAR-10
     (Jordan 2024: 1 px of 32), for networks trained with random crops.
     """
-    if tta is True or tta == "flip":
-        return [_mirror]
     if tta == "flip_translate":
         moved = [lambda x: _translate(x, -1), lambda x: _translate(x, 1)]
         return [_mirror, *moved, *[lambda x, m=m: _mirror(m(x)) for m in moved]]
+    if tta == "flip" or (not isinstance(tta, str) and bool(tta)):  # True, numpy's too
+        return [_mirror]
     raise ValueError(f"tta must be a bool or one of {TTA_MODES}, got {tta!r}")
 
 

@@ -152,3 +152,22 @@ def test_tta_mode_is_validated(tiny_images):
     X, y = tiny_images
     with pytest.raises(InvalidParameterError, match="tta"):
         TransferClassifier("cnn", tta="rotate", max_epochs=1).fit(X, y)
+
+
+def test_tta_takes_numpy_booleans(tiny_images):
+    """A grid over ``np.array([True, False])`` hands numpy booleans: same as True."""
+    X, y = tiny_images
+    base = dict(backbone_kwargs=TINY_CNN, max_epochs=1, random_state=0)
+    np.testing.assert_allclose(
+        TransferClassifier("cnn", tta=np.True_, **base).fit(X, y).predict_proba(X),
+        TransferClassifier("cnn", tta=True, **base).fit(X, y).predict_proba(X))
+
+
+def test_tta_flip_translate_refuses_one_pixel_images():
+    import torch
+
+    from sktransfer.augment import tta_views
+
+    with pytest.raises(ValueError, match="at least 2 x 2"):
+        for view in tta_views("flip_translate"):
+            view(torch.zeros(1, 3, 1, 5))

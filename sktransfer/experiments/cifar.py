@@ -9,8 +9,8 @@ its score are in ``benchmarks/results/cifar_b_variants.json``):
   2019, super-convergence), label smoothing 0.2 (Szegedy et al. 2016), random flips and
   crops of the reflect-padded image (He et al. 2016) and weight decay 5e-4, the short
   CIFAR schedule of airbench (Jordan 2024), 14 epochs: 86.9% on held-out A images in
-  about 8 CPU minutes on one core (12 epochs 86.3%, 10 epochs 86.0%; 14 lifted every
-  transferred B model 0.5-0.6 points on the validation pool). Without label smoothing
+  about 8 CPU minutes on one core (12 epochs 86.3%; 14 lifted every transferred B model
+  about half a point on the validation pool). Without label smoothing
   (Kornblith et al. 2021 find it hurts linear transfer on ImageNet) A scored 85.4%
   instead of 86.0% and the head-only B model 0.930 instead of 0.939
   (``benchmarks/results/cifar_a_variants.json``), so it stays;
@@ -177,7 +177,7 @@ def run_cifar(
         Training epochs of the A model (see ``benchmarks/bench_cifar.py`` for times:
         about 450 s on one CPU thread). 14 rather than 12: a better source network
         transfers better (Kornblith et al., CVPR 2019), and on the validation pool of B
-        images every transferred B model gained 0.5-0.6 points
+        images every transferred B model gained about half a point
         (``benchmarks/results/cifar_b_a14.json`` against ``cifar_b_translate.json``).
     repeats : int, default=5
         B training sets drawn (stratified) from a pool twice their size; one when 1.

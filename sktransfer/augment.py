@@ -38,8 +38,8 @@ def _mirror(x: torch.Tensor) -> torch.Tensor:
 def _translate(x: torch.Tensor, sign: int) -> torch.Tensor:
     """``x`` (NCHW) moved diagonally by 1/32 of its shorter side (at least a pixel),
     reflect-padded: what a random crop of a padded training image also shows."""
-    shift = max(1, round(min(x.shape[-2:]) / 32))
     h, w = x.shape[-2:]
+    shift = max(1, round(min(h, w) / 32))
     if min(h, w) <= shift:
         raise ValueError(f"tta='flip_translate' needs images of at least 2 x 2 pixels, "
                          f"got {h} x {w}; use tta=True")

@@ -95,12 +95,12 @@ def _gas_task(text: str) -> str:
 
 
 def _gas_preprocessing(text: str) -> str:
-    from .preprocessing import PREPROCESSING
+    from .preprocessing import _check_preprocessing
 
-    if text not in PREPROCESSING:
-        raise argparse.ArgumentTypeError(
-            f"unknown preprocessing {text!r}; use one of {', '.join(map(repr, PREPROCESSING))}")
-    return text
+    try:
+        return _check_preprocessing(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _cifar_class(text: str) -> int:

@@ -37,6 +37,15 @@ __all__ = [
 PREPROCESSING = ("none", "log", "batch", "log+batch", "pattern+batch", "batch,pattern+batch")
 
 
+def _check_preprocessing(name: str) -> str:
+    """``name`` if it is one of :data:`PREPROCESSING`, else a ValueError naming them all
+    (for callers that check before any work: ``run_gas``, the command line)."""
+    if name not in PREPROCESSING:
+        raise ValueError(f"unknown preprocessing {name!r}; use one of "
+                         f"{', '.join(map(repr, PREPROCESSING))}")
+    return name
+
+
 def signed_log(X) -> np.ndarray:
     """``sign(X) * log1p(|X|)``: a log that keeps signs and zeros, for heavy tails.
 

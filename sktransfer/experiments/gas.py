@@ -13,7 +13,7 @@ from ..compare import ComparisonResult, compare
 from ..datasets import GAS_NAMES, make_gas_binary, split_gas_batches
 from ..estimator import TransferClassifier
 from ..freeze import GradualUnfreeze
-from ..preprocessing import PREPROCESSING, preprocess_gas
+from ..preprocessing import _check_preprocessing, preprocess_gas
 from ._common import baselines_in, few_label_splits, say, select_strategies, torch_threads
 
 __all__ = [
@@ -330,9 +330,7 @@ def run_gas(
         raise ValueError(f"repeats must be >= 1, got {repeats!r}")
     if ensemble < 1:
         raise ValueError(f"ensemble must be >= 1, got {ensemble!r}")
-    if preprocessing not in PREPROCESSING:
-        raise ValueError(f"unknown preprocessing {preprocessing!r}; use one of "
-                         f"{', '.join(map(repr, PREPROCESSING))}")
+    _check_preprocessing(preprocessing)
     labels = np.asarray(y) if gas is None else make_gas_binary(y, gas)
     X = preprocess_gas(X, batch, preprocessing)
     X_src, y_src, targets = split_gas_batches(X, labels, batch, source_batches, target_batches)

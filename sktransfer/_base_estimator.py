@@ -78,7 +78,13 @@ from .inputs import (
 )
 from .network import TransferNetwork, make_head
 from .registry import create_backbone, resolve_freeze_policy
-from .schedules import SCHEDULES, layerwise_param_groups, make_schedule, resolve_recipe
+from .schedules import (
+    SCHEDULES,
+    RecordLR,
+    layerwise_param_groups,
+    make_schedule,
+    resolve_recipe,
+)
 
 logger = logging.getLogger("sktransfer")
 
@@ -645,8 +651,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     def _callbacks(self, policy, validation: bool, recipe: dict, main: bool = True) -> list:
         callbacks: list = [("finite_loss", _FiniteLoss()), *self._task_callbacks()]
         schedule = make_schedule(recipe["lr_schedule"], float(recipe["warmup"]))
-        if schedule is not None:
-            callbacks.append(("lr_schedule", schedule))
+        callbacks.append(("lr_schedule", RecordLR() if schedule is None else schedule))
         if self.early_stopping is not None:
             monitor = "valid_loss" if validation else "train_loss"
             callbacks.append(("early_stopping", _PausableEarlyStopping(
@@ -762,8 +767,12 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 self._sync_device()
                 net, policy = self.net_, self.freeze_policy_
                 self._attach_accelerator(net, accelerator)
-                network = net.module_
                 recipe = self.training_recipe_
+                changed = self._changed_since_fit()
+                if changed:  # settings changed since the last fit: they take effect now
+                    net, policy, recipe = self._rebuilt_net(
+                        changed, seed, device, amp_dtype, fraction, accelerator)
+                network = net.module_
             else:
                 policy = resolve_freeze_policy(self.freeze)
                 if hasattr(policy, "validate"):
@@ -870,7 +879,90 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.input_kind_ = inputs.kind
         self.input_shape_ = inputs.sample_shape
         self.history_ = history_frame(net.history)
+        self._fit_params_ = self.get_params(deep=False)
         return self
+
+    # -- continued fits ----------------------------------------------------------------
+    #: Parameters that make the network itself: a continued fit cannot change them.
+    _NETWORK_PARAMS = ("backbone", "weights", "head", "backbone_kwargs", "input_shape",
+                       "image_size")
+    #: Parameters a continued fit reads afresh anyway (or refuses on its own terms).
+    _PER_FIT_PARAMS = ("max_epochs", "warm_start", "verbose", "tta", "device", "n_threads",
+                       "num_workers", "cache_features", "cache_dir", "random_state",
+                       "validation_fraction", "weight_interpolation", "accelerator",
+                       "head_solver", "head_C")
+
+    def _changed_since_fit(self) -> list[str]:
+        """Training parameters changed (``set_params``) since the network was last fitted.
+
+        Raises for a changed network parameter: the fitted weights belong to the old one.
+        """
+        before = getattr(self, "_fit_params_", None)
+        if before is None:  # fitted by an older version, or loaded without it
+            return []
+        now = self.get_params(deep=False)
+        changed = [k for k in now if k in before and not _same_value(now[k], before[k])]
+        network = [k for k in changed if k in self._NETWORK_PARAMS]
+        if network:
+            detail = "; ".join(f"{k} was {before[k]!r}, is now {now[k]!r}" for k in network)
+            raise ValueError(
+                f"warm_start/partial_fit continue the fitted network, but {detail}. The "
+                "network's weights belong to the old setting: set it back, or set "
+                "warm_start=False to build and train a new network"
+            )
+        return [k for k in changed if k not in self._PER_FIT_PARAMS]
+
+    def _rebuilt_net(self, changed: list[str], seed: int, device: str, amp_dtype,
+                     fraction, accelerator):
+        """A new skorch net around the fitted network, built from the current parameters.
+
+        How Keras users fine-tune by hand (fit the head with ``freeze="backbone"``, then
+        ``set_params(freeze="none", lr=1e-4, warm_start=True).fit``): the freeze policy is
+        applied again, the optimizer, schedule, loss and callbacks are built anew (the
+        optimizer's moments start afresh, as scikit-learn's MLP starts a new optimizer at
+        each ``fit``), and ``history_`` goes on.
+        """
+        if accelerator is not None:
+            raise ValueError(
+                f"{', '.join(changed)} changed since the last fit; a continued fit through "
+                "an accelerator cannot rebuild its net: set them back, or warm_start=False"
+            )
+        policy = resolve_freeze_policy(self.freeze)
+        if hasattr(policy, "validate"):
+            policy.validate()
+        # (asked with room to spare, so the count comes back, not max_epochs' own error)
+        if hasattr(policy, "head_stage_epochs") and policy.head_stage_epochs(2**31):
+            raise ValueError(
+                f"freeze={self.freeze!r} trains the head first, then unfreezes: the two "
+                "stages of a new fit. A continued fit (warm_start/partial_fit) trains under "
+                "one policy: use freeze='none' to fine-tune the fitted network further, "
+                "or warm_start=False for LP-FT from the start"
+            )
+        network = self.net_.module_
+        network.augment = self._augment_module(network.backbone)
+        network.set_trainable(network.parameters(), True)  # as a newly built network
+        policy.apply(network)
+        self._warn_if_freezing_random_weights(network)
+        recipe = self._training_recipe(network, policy)
+        net = self._make_net(network, policy, seed, device, amp_dtype, fraction, recipe)
+        net.initialize()
+        net.history = copy.deepcopy(self.net_.history)
+        logger.info("continued fit: %s changed since the last fit; the freeze policy, "
+                    "optimizer and schedule are rebuilt around the fitted network",
+                    ", ".join(changed))
+        return net, policy, recipe
+
+    def _augment_module(self, backbone: Backbone):
+        """The training-time augmentation module of ``backbone``'s inputs, or None."""
+        if self.augment is True and backbone.kind != "image":
+            warnings.warn(
+                "augment=True does nothing on tabular data (it flips and shifts images); "
+                "it is ignored and the feature cache stays available",
+                UserWarning,
+                stacklevel=6,  # the caller of fit
+            )
+            return None
+        return make_augment(self.augment, backbone)
 
     def _build_network(self, inputs: Inputs, policy, device: str) -> TransferNetwork:
         backbone = self._make_backbone(inputs)
@@ -882,17 +974,14 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 UserWarning,
                 stacklevel=5,
             )
-        if self.augment is True and backbone.kind != "image":
+        if self.image_size is not None and backbone.kind != "image":
             warnings.warn(
-                "augment=True does nothing on tabular data (it flips and shifts images); "
-                "it is ignored and the feature cache stays available",
+                f"image_size={self.image_size} sets the side images are resized to; X holds "
+                "tabular data, so it does nothing here",
                 UserWarning,
                 stacklevel=5,
             )
-            augment = None
-        else:
-            augment = make_augment(self.augment, backbone)
-        network = TransferNetwork(backbone, head, augment)
+        network = TransferNetwork(backbone, head, self._augment_module(backbone))
         policy.apply(network)
         self._warn_if_freezing_random_weights(network)
         if device.startswith("cuda") and backbone.kind == "image":
@@ -1146,6 +1235,16 @@ class _early_stopping_paused:
     def __exit__(self, *exc):
         for cb in self.stoppers:
             cb.paused = False
+
+
+def _same_value(a, b) -> bool:
+    """Whether two parameter values are the same setting (equal, or the same object)."""
+    if a is b:
+        return True
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # an array's ambiguous truth, a comparison that raises
+        return False
 
 
 @torch.no_grad()

@@ -103,6 +103,19 @@ def _gas_preprocessing(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _device(text: str) -> str:
+    """A torch device that exists here, checked before any work starts."""
+    if text == "auto":
+        return text
+    from ._training import resolve_device
+
+    try:
+        resolve_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _cifar_class(text: str) -> int:
     from .experiments.cifar import _class_index
 
@@ -119,7 +132,7 @@ def _common_options() -> argparse.ArgumentParser:
     group.add_argument("--out", type=Path, default=None,
                        help="folder for results.json, report.md and the plots "
                             "(default: results/<experiment>)")
-    group.add_argument("--device", default="auto",
+    group.add_argument("--device", type=_device, default="auto",
                        help="torch device: auto, cpu, cuda, cuda:1 (default: auto)")
     group.add_argument("--seed", type=_seed, default=0,
                        help="random seed, 0 to 2**32 - 1 (default: 0)")

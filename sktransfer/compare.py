@@ -436,6 +436,13 @@ def compare(
     """
     if not isinstance(estimators, Mapping) or not estimators:
         raise ValueError("estimators must be a non-empty dict of name -> estimator")
+    not_estimators = {name: type(est).__name__ for name, est in estimators.items()
+                      if not (hasattr(est, "fit") and hasattr(est, "get_params"))}
+    if not_estimators:
+        raise TypeError(
+            f"estimators must map names to scikit-learn estimators (with fit and "
+            f"get_params); these are not: {not_estimators}"
+        )
     strategies = dict(strategies or {})
     extra = set(strategies) - set(estimators)
     if extra:

@@ -198,8 +198,13 @@ default=False
     warm_start : bool, default=False
         When True and the model is fitted, ``fit`` trains the fitted network for
         ``max_epochs`` more epochs (``history_`` goes on) instead of building a new one;
-        ``y`` must have the same classes and ``X`` the same form. See also
-        :meth:`partial_fit`.
+        ``y`` must have the same classes and ``X`` the same form. Settings changed by
+        ``set_params`` since the last fit take effect (the freeze policy is applied
+        again, the optimizer and schedule are built anew): e.g. fit the head with
+        ``freeze="backbone"``, then ``set_params(freeze="none", lr=1e-4,
+        warm_start=True).fit(X, y)``. Those that make the network (``backbone``,
+        ``weights``, ``head``, ``backbone_kwargs``, ``input_shape``, ``image_size``)
+        cannot change. See also :meth:`partial_fit`.
     tta : bool or {"flip", "flip_translate"}, default=False
         Test-time augmentation for images: predictions average those of each image and
         of its mirror image (``True`` or ``"flip"``: horizontal flip, as in Krizhevsky et

@@ -58,7 +58,8 @@ def _is_path_array(X) -> bool:
         return True
     if hasattr(X, "dtypes") and getattr(X, "ndim", 2) == 2:  # DataFrame
         first_is_path = len(X) > 0 and isinstance(X.iloc[0, 0], (str, os.PathLike))
-        return X.shape[1] == 1 and X.dtypes.iloc[0] == np.dtype(object) and first_is_path
+        # object columns, and pandas' string dtypes (the default for text from pandas 3)
+        return X.shape[1] == 1 and getattr(X.dtypes.iloc[0], "kind", "") == "O" and first_is_path
     arr = np.asarray(X) if not isinstance(X, np.ndarray) else X
     if arr.dtype.kind not in "OUS":
         return False
@@ -246,6 +247,15 @@ def to_inputs(X, *, input_shape=None) -> Inputs:
             raise ValueError(
                 f"input_shape={input_shape} needs {int(np.prod(input_shape))} columns "
                 f"(C*H*W), but X has {arr.shape[1]}"
+            )
+        c, h, w = input_shape
+        if c not in _CHANNELS and w in (3, 4) and h > max(_CHANNELS):  # (H, W, RGB[A])
+            raise ValueError(
+                f"input_shape={input_shape} reads each row as {c} channels of {h}x{w} "
+                f"images; it looks like (H, W, C) instead. input_shape is (C, H, W) and a "
+                f"flattened row is read in that order: flatten channels-last images with "
+                f"X.transpose(0, 3, 1, 2).reshape(len(X), -1) and pass input_shape="
+                f"{(w, c, h)}"
             )
         images = arr.reshape(len(arr), *input_shape)
         tensor = _image_tensor(images, "flattened images (input_shape=(C, H, W))")

@@ -223,6 +223,13 @@ def lr_find(estimator, X, y, *, start_lr: float = 1e-7, end_lr: float = 10.0,
     num_iter = int(num_iter)
     est = clone(estimator)
     params = est.get_params(deep=False)
+    missing = [k for k in ("lr", "callbacks", "max_epochs") if k not in params]
+    if missing:
+        raise TypeError(
+            f"lr_find sweeps the learning rate of a TransferClassifier or TransferRegressor "
+            f"(a network trained by batches, with lr, callbacks and max_epochs parameters); "
+            f"{type(estimator).__name__} has no {', '.join(missing)} parameter"
+        )
     n = len(X)
     batches = max(1, math.ceil(n / int(params.get("batch_size", 64))))
     sweep = _LRSweep(start_lr, end_lr, num_iter, float(params["lr"]), smooth, diverge)

@@ -87,6 +87,12 @@ def _encode_param(name: str, value: Any, tensors: dict) -> Any:
         return {"tuple": [v.item() if isinstance(v, np.generic) else v for v in value]}
     if isinstance(value, dict) and name == "backbone_kwargs":
         return {"dict": json.loads(json.dumps(value, default=_plain))}
+    if isinstance(value, dict) and all(
+        isinstance(v, (bool, str, Integral, Real)) for item in value.items() for v in item
+    ):  # e.g. class_weight={0: 1.0, 1: 5.0}: pairs, so int and str keys stay what they are
+        return {"mapping": [[k.item() if isinstance(k, np.generic) else k,
+                             v.item() if isinstance(v, np.generic) else v]
+                            for k, v in value.items()]}
     if isinstance(value, os.PathLike):
         return {"path": os.fspath(value)}
     if isinstance(value, torch.device):
@@ -154,6 +160,8 @@ def _decode_param(value: Any, tensors: dict) -> Any:
         return tuple(value["tuple"])
     if "dict" in value:
         return {k: tuple(v) if isinstance(v, list) else v for k, v in value["dict"].items()}
+    if "mapping" in value:
+        return {k: v for k, v in value["mapping"]}
     if "path" in value:
         return value["path"]
     if "exported_backbone" in value:
@@ -383,6 +391,8 @@ def load(path: str | os.PathLike):
         fitted = doc["fitted"]
         state = {k[len("module."):]: v for k, v in tensors.items() if k.startswith("module.")}
         _restore(est, fitted, state, tensors)
+        if hasattr(est, "net_"):  # the settings the weights were fitted with, as fit records
+            est._fit_params_ = est.get_params(deep=False)
     except ValueError as exc:  # InvalidParameterError included: it names the parameter
         if str(path) in str(exc):
             raise

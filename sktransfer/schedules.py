@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 
-from skorch.callbacks import LRScheduler
+from skorch.callbacks import Callback, LRScheduler
 from torch.optim.lr_scheduler import LambdaLR
 
 SCHEDULES = ("constant", "cosine", "onecycle")
@@ -127,7 +127,18 @@ class BatchLRSchedule(LRScheduler):
         self.batch_idx_ = 0
 
     def on_epoch_end(self, net, **kwargs):
-        # the head's rate (skorch puts parameters no pattern names, the head, last)
+        # the head's rate at the epoch's last step (skorch puts parameters no pattern
+        # names, the head, last). The optimizer already holds the next step's rate, so
+        # the rate used is computed from the schedule's factor of the step taken.
+        group = net.optimizer_.param_groups[-1]
+        taken = self.lr_scheduler_.last_epoch  # LambdaLR counts steps as "epochs"
+        net.history.record("lr", group["initial_lr"] * self.factor_(max(taken - 1, 0)))
+
+
+class RecordLR(Callback):
+    """Records the head's learning rate in ``history_`` when no schedule changes it."""
+
+    def on_epoch_end(self, net, **kwargs):
         net.history.record("lr", net.optimizer_.param_groups[-1]["lr"])
 
 

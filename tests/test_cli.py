@@ -50,6 +50,8 @@ SHARED_DATA = _shared_data()
         (["compare", "gas", "--archive-sha256", "abc"],
          "argument --archive-sha256: expected the 64 hex digits of a SHA-256"),
         (["compare", "cifar", "--archive-sha256", "0" * 64], "unrecognized arguments"),
+        (["compare", "gas", "--device", "cuda:x"], "argument --device: device must be 'auto'"),
+        (["demo", "--device", "cuda:99"], "argument --device: device='cuda:99'"),
     ],
 )
 def test_argument_errors_exit_with_status_2(argv, message, capsys):

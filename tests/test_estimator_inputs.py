@@ -140,12 +140,27 @@ def test_augment_on_tabular_data_warns_and_keeps_the_cache(blobs):
     assert clf.net_.module_.augment is None
 
 
+def test_image_size_on_tabular_data_warns(blobs):
+    X, y = blobs
+    with pytest.warns(UserWarning, match="image_size=32 sets the side images are resized"):
+        TransferClassifier(**{**FAST, "max_epochs": 1}, image_size=32).fit(X, y)
+
+
 # ---------------------------------------------------------------- forms of X that are mistakes
 def test_a_column_of_non_path_strings_is_explained(blobs):
     _, y = blobs
     colours = np.array(["red", "green", "blue"])[y].reshape(-1, 1)
     with pytest.raises(ValueError, match="strings that are not file paths.*OneHotEncoder"):
         TransferClassifier(**FAST).fit(colours, y)
+
+
+def test_a_channels_last_input_shape_for_flattened_images_is_explained():
+    flat = np.zeros((4, 8 * 8 * 3), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"looks like \(H, W, C\).*transpose\(0, 3, 1, 2\)"
+                                         r".*input_shape=\(3, 8, 8\)"):
+        to_inputs(flat, input_shape=(8, 8, 3))
+    assert to_inputs(flat, input_shape=(3, 8, 8)).sample_shape == (3, 8, 8)
+    assert to_inputs(np.zeros((4, 80)), input_shape=(10, 8, 1)).kind == "image"  # signals
 
 
 def test_predict_on_a_table_after_fitting_on_paths(tiny_images, tmp_path):
@@ -159,6 +174,13 @@ def test_predict_on_a_table_after_fitting_on_paths(tiny_images, tmp_path):
     clf = TransferClassifier(**CNN).fit(np.array(paths, dtype=object), y)
     with pytest.raises(ValueError, match="fitted on image file paths but X holds tabular"):
         clf.predict(np.random.rand(3, 5))
+    # a one-column DataFrame of paths, object or pandas string dtype, is the same column
+    pd = pytest.importorskip("pandas")
+    expected = clf.predict_proba(np.array(paths, dtype=object))
+    for dtype in (object, "string"):
+        frame = pd.DataFrame({"path": pd.Series(paths, dtype=dtype)})
+        assert to_inputs(frame).kind == "paths"
+        np.testing.assert_allclose(clf.predict_proba(frame), expected, rtol=1e-6)
 
 
 def test_predict_on_a_torch_dataset_is_explained(blobs):
@@ -196,3 +218,26 @@ def test_freezing_an_untrained_registry_backbone_warns(blobs):
         warnings.simplefilter("error")
         TransferClassifier(source.export_backbone(), freeze="backbone", max_epochs=1).fit(X, y)
         TransferClassifier(**FAST, freeze="none").fit(X, y)
+
+
+def test_mistaken_settings_name_what_to_do(blobs, tiny_images):
+    """Each mistake a new user makes once gets a message that says what to pass."""
+    from sklearn.linear_model import LogisticRegression
+
+    from sktransfer import compare, lr_find
+
+    X, y = blobs
+    images, labels = tiny_images
+    with pytest.raises(ValueError, match="mlp backbone takes tabular data.*image backbone"):
+        TransferClassifier("mlp", max_epochs=1).fit(images, labels)
+    with pytest.raises(ValueError, match="hidden must be a sequence of layer widths"):
+        TransferClassifier(backbone_kwargs={"hidden": "wide"}, max_epochs=1).fit(X, y)
+    # an int is one hidden layer, as in scikit-learn's MLPClassifier
+    clf = TransferClassifier(backbone_kwargs={"hidden": 8}, max_epochs=1).fit(X, y)
+    assert clf.net_.module_.backbone.num_features == 8
+    with pytest.raises(FileNotFoundError, match="weights file not found: none .*'imagenet'"):
+        TransferClassifier(weights="none", max_epochs=1).fit(X, y)
+    with pytest.raises(TypeError, match="LogisticRegression has no lr"):
+        lr_find(LogisticRegression(), X, y)
+    with pytest.raises(TypeError, match=r"these are not: \{'x': 'int'\}"):
+        compare({"x": 3}, X, y)

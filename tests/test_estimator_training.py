@@ -258,6 +258,49 @@ def test_warm_start_needs_the_same_classes_and_columns(blobs):
     assert list(clf.classes_) == [0, 1]
 
 
+def test_warm_start_applies_settings_changed_since_the_last_fit(blobs):
+    """The hand-made LP-FT: fit the head on a frozen backbone, then unfreeze and go on."""
+    X, y = blobs
+    source = TransferClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    clf = TransferClassifier(source.export_backbone(), freeze="backbone", max_epochs=2,
+                             lr=1e-2, random_state=0).fit(X, y)
+    assert clf.feature_cache_used_
+    before = [p.detach().clone() for p in clf.net_.module_.backbone.parameters()]
+    head = clf.net_.module_.head
+    clf.set_params(freeze="none", lr=1e-3, warm_start=True).fit(X, y)
+    after = list(clf.net_.module_.backbone.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after))  # the backbone trained
+    assert clf.net_.module_.head is head  # the same network, not a new one
+    assert type(clf.freeze_policy_).__name__ == "FreezeNone"
+    assert not clf.feature_cache_used_
+    assert {g["lr"] for g in clf.net_.optimizer_.param_groups} == {1e-3}
+    assert list(clf.history_["epoch"]) == [1, 2, 3, 4]
+    # unchanged settings: the same skorch net goes on (its optimizer moments too)
+    net = clf.net_
+    clf.fit(X, y)
+    assert clf.net_ is net and len(clf.history_) == 6
+    # partial_fit applies a changed setting too
+    clf.set_params(lr=5e-4).partial_fit(X, y)
+    assert clf.net_.optimizer_.param_groups[0]["lr"] == 5e-4 and len(clf.history_) == 7
+
+
+def test_warm_start_refuses_a_changed_network_or_a_staged_policy(blobs):
+    X, y = blobs
+    clf = TransferClassifier(**{**FAST, "max_epochs": 1}, warm_start=True).fit(X, y)
+    clf.set_params(backbone_kwargs={"hidden": (4,)})
+    with pytest.raises(ValueError, match=r"backbone_kwargs was \{'hidden': \(16,\)\}, is now "
+                                         r"\{'hidden': \(4,\)\}.*warm_start=False"):
+        clf.fit(X, y)
+    with pytest.raises(ValueError, match="backbone_kwargs was"):
+        clf.partial_fit(X, y)
+    clf.set_params(backbone_kwargs=FAST["backbone_kwargs"], freeze="gradual", max_epochs=5)
+    with pytest.raises(ValueError, match="trains the head first, then unfreezes"):
+        clf.fit(X, y)
+    assert len(clf.history_) == 1  # nothing trained, nothing lost
+    clf.set_params(freeze=None, max_epochs=1).fit(X, y)
+    assert len(clf.history_) == 2
+
+
 # ---------------------------------------------------------------- partial_fit
 def test_partial_fit_trains_one_epoch_per_call(blobs):
     X, y = blobs

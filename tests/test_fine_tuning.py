@@ -48,6 +48,26 @@ def test_cosine_schedule_steps_per_batch_and_keeps_group_ratios(blobs, source_ml
     assert backbone / head == pytest.approx(0.1)  # ratio held through the schedule
 
 
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "onecycle"])
+def test_history_lr_is_the_rate_of_each_epochs_last_step(blobs, schedule):
+    class Spy(Callback):  # the head's rate of every training step, as the optimizer used it
+        def initialize(self):
+            self.rates_ = []
+            return self
+
+        def on_batch_begin(self, net, training=False, **kwargs):
+            if training:
+                self.rates_.append(net.optimizer_.param_groups[-1]["lr"])
+
+    X, y = blobs
+    clf = TransferClassifier(**{**FAST, "max_epochs": 3}, lr_schedule=schedule, warmup=0.0,
+                             batch_size=30, validation_fraction=None,
+                             callbacks=[("spy", Spy())]).fit(X, y)
+    rates = dict(clf.net_.callbacks_)["spy"].rates_
+    per_epoch = len(rates) // 3
+    np.testing.assert_allclose(clf.history_["lr"], rates[per_epoch - 1::per_epoch])
+
+
 @pytest.mark.parametrize("schedule", ["constant", "onecycle"])
 def test_other_schedules_fit_and_pickle(blobs, schedule):
     X, y = blobs

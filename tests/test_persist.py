@@ -37,6 +37,19 @@ def test_classifier_with_string_labels_predicts_the_same(tmp_path, blobs):
     assert len(loaded.history_) == 6
 
 
+@pytest.mark.parametrize("class_weight", [{0: 1.0, 1: 2.5, 2: 1.0}, "balanced"])
+def test_class_weight_round_trips(tmp_path, blobs, class_weight):
+    X, y = blobs
+    clf = TransferClassifier(**FAST, class_weight=class_weight).fit(X, y)
+    loaded = _roundtrip(clf, tmp_path)
+    assert loaded.class_weight == class_weight  # int keys stay ints
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-6)
+    # the loaded model knows what it was fitted with: a changed network is refused
+    loaded.set_params(warm_start=True, backbone_kwargs={"hidden": (8,)})
+    with pytest.raises(ValueError, match="backbone_kwargs was"):
+        loaded.fit(X, y)
+
+
 def test_transferred_model_keeps_its_source_backbone_and_policy(tmp_path, blobs):
     X, y = blobs
     src = TransferClassifier(**FAST).fit(X, y)

@@ -37,6 +37,14 @@ def is_pretrained_request(weights: object) -> bool:
     return isinstance(weights, str) and weights.lower() in PRETRAINED_NAMES
 
 
+def _missing_weights_message(path: Path) -> str:
+    return (
+        f"weights file not found: {path} (weights is None for random initial weights, "
+        f"{' or '.join(repr(n) for n in sorted(PRETRAINED_NAMES))} for the backbone's "
+        "published pretrained weights, or the path of a weights file)"
+    )
+
+
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Load a state dict with ``weights_only=True``: no code from the file runs.
 
@@ -44,7 +52,7 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
+        raise FileNotFoundError(_missing_weights_message(path))
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
@@ -140,7 +148,7 @@ def load_state_dict_file_once(
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
+        raise FileNotFoundError(_missing_weights_message(path))
     key = str(path.resolve())
     signature = file_signature(path)
     with _memo_lock:

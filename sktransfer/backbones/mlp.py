@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral
 
 from torch import nn
 
@@ -14,7 +15,7 @@ def mlp(
     *,
     input_shape: tuple[int, ...] | None = None,
     weights: str | None = None,
-    hidden: Sequence[int] = (256, 128),
+    hidden: int | Sequence[int] = (256, 128),
     dropout: float = 0.1,
 ) -> Backbone:
     """Build an MLP backbone: standardisation, then ``Linear -> ReLU -> Dropout`` blocks.
@@ -27,8 +28,9 @@ def mlp(
         ``None`` trains from scratch; a path loads a state dict saved from this backbone.
         There are no published pretrained weights for a tabular MLP: pretrain one on your
         source data and use :meth:`TransferClassifier.export_backbone`.
-    hidden : sequence of int
-        Sizes of the hidden layers; the last one is the embedding size.
+    hidden : int or sequence of int
+        Sizes of the hidden layers; the last one is the embedding size. An int is one
+        layer, as in scikit-learn's ``MLPClassifier``.
     dropout : float
         Dropout after each hidden layer.
 
@@ -38,9 +40,23 @@ def mlp(
     >>> mlp(input_shape=(128,), hidden=(64, 32)).num_features
     32
     """
+    if input_shape is not None and len(input_shape) == 3:
+        raise ValueError(
+            f"the mlp backbone takes tabular data, a 2-D X of shape (n_samples, n_features), "
+            f"but X holds images of shape {tuple(input_shape)} (C, H, W); use an image "
+            "backbone (e.g. 'cnn', 'efficientnet_lite0' or a torchvision model), or flatten "
+            "image arrays with X.reshape(len(X), -1)"
+        )
     if input_shape is None or len(input_shape) != 1:
         raise ValueError(f"the mlp backbone needs input_shape=(n_features,), got {input_shape}")
-    hidden = tuple(int(h) for h in hidden)
+    if isinstance(hidden, Integral):
+        hidden = (hidden,)
+    try:
+        hidden = tuple(int(h) for h in hidden)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"hidden must be a sequence of layer widths, e.g. (256, 128), got {hidden!r}"
+        ) from None
     if not hidden or min(hidden) < 1:
         raise ValueError(f"hidden must be a non-empty sequence of positive sizes, got {hidden}")
     layers: list[nn.Module] = []

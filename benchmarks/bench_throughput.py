@@ -60,9 +60,12 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def estimator_run(X, y, epochs, batch_size, device):
+def estimator_run(X, y, epochs, batch_size, device, n_threads=None):
+    # n_threads=None: torch's own thread count, the one the raw loop runs with. The
+    # default "auto" gives a network this small one thread (robust on a busy machine,
+    # benchmarks/bench_threads.py), measured beside it as its own row.
     clf = TransferClassifier("cnn", max_epochs=epochs, batch_size=batch_size, device=device,
-                             validation_fraction=None, random_state=0)
+                             validation_fraction=None, random_state=0, n_threads=n_threads)
     _, t_train = timed(clf.fit, X, y)
     _, t_infer = timed(clf.predict_proba, X)
     return t_train, t_infer
@@ -81,19 +84,25 @@ def main(argv=None):
     estimator_run(X[:256], y[:256], 1, args.batch_size, device)  # warm-up
     raw = raw_loop(X, y, args.epochs, args.batch_size, device, amp)
     est = estimator_run(X, y, args.epochs, args.batch_size, device)
+    auto = estimator_run(X, y, args.epochs, args.batch_size, device, n_threads="auto")
     n_train = len(X) * args.epochs
     out = {
         "device": device, "mixed_precision": str(amp), "data": source, "n_images": len(X),
         "epochs": args.epochs, "batch_size": args.batch_size,
-        "train_images_per_s": {"raw_loop": n_train / raw[0], "estimator": n_train / est[0]},
-        "inference_images_per_s": {"raw_loop": len(X) / raw[1], "estimator": len(X) / est[1]},
+        "torch_threads": torch.get_num_threads(),
+        "train_images_per_s": {"raw_loop": n_train / raw[0], "estimator": n_train / est[0],
+                               "estimator_n_threads_auto": n_train / auto[0]},
+        "inference_images_per_s": {"raw_loop": len(X) / raw[1], "estimator": len(X) / est[1],
+                                   "estimator_n_threads_auto": len(X) / auto[1]},
     }
     out["train_ratio_estimator_over_raw"] = est[0] / raw[0]
     out["inference_ratio_estimator_over_raw"] = est[1] / raw[1]
     print(f"[{device}] train img/s raw {out['train_images_per_s']['raw_loop']:.0f} estimator "
           f"{out['train_images_per_s']['estimator']:.0f}; inference img/s raw "
           f"{out['inference_images_per_s']['raw_loop']:.0f} estimator "
-          f"{out['inference_images_per_s']['estimator']:.0f}")
+          f"{out['inference_images_per_s']['estimator']:.0f}; n_threads='auto' train "
+          f"{out['train_images_per_s']['estimator_n_threads_auto']:.0f} inference "
+          f"{out['inference_images_per_s']['estimator_n_threads_auto']:.0f}")
     write("throughput", out)
     return out
 

@@ -879,8 +879,14 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.input_kind_ = inputs.kind
         self.input_shape_ = inputs.sample_shape
         self.history_ = history_frame(net.history)
-        self._fit_params_ = self.get_params(deep=False)
+        self._fit_params_ = self._params_snapshot()
         return self
+
+    def _params_snapshot(self) -> dict:
+        """The parameters as this fit used them (dicts and lists copied: a later change
+        in place is a change too)."""
+        return {k: copy.copy(v) if isinstance(v, (dict, list)) else v
+                for k, v in self.get_params(deep=False).items()}
 
     # -- continued fits ----------------------------------------------------------------
     #: Parameters that make the network itself: a continued fit cannot change them.
@@ -900,7 +906,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         before = getattr(self, "_fit_params_", None)
         if before is None:  # fitted by an older version, or loaded without it
             return []
-        now = self.get_params(deep=False)
+        now = self._params_snapshot()
         changed = [k for k in now if k in before and not _same_value(now[k], before[k])]
         network = [k for k in changed if k in self._NETWORK_PARAMS]
         if network:

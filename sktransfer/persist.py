@@ -392,7 +392,7 @@ def load(path: str | os.PathLike):
         state = {k[len("module."):]: v for k, v in tensors.items() if k.startswith("module.")}
         _restore(est, fitted, state, tensors)
         if hasattr(est, "net_"):  # the settings the weights were fitted with, as fit records
-            est._fit_params_ = est.get_params(deep=False)
+            est._fit_params_ = est._params_snapshot()
     except ValueError as exc:  # InvalidParameterError included: it names the parameter
         if str(path) in str(exc):
             raise

@@ -129,6 +129,12 @@ def variants() -> dict[str, tuple[object, dict]]:
     # airbench's test-time augmentation, Jordan 2024)
     v.update({f"{name} +translate": (freeze, {**params, "tta": "flip_translate"})
               for name, (freeze, params) in list(v.items()) if name.startswith("default ")})
+    # the trained-layer defaults with MixUp (Zhang et al., ICLR 2018) or CutMix (Yun et al.,
+    # ICCV 2019) at the papers' CIFAR alpha of 1: regularisers for few labelled images
+    v.update({f"{name} +{kind}1.0": (freeze, {**params, kind: 1.0})
+              for name, (freeze, params) in list(v.items())
+              if name in ("default last-2", "default fine-tune")
+              for kind in ("mixup", "cutmix")})
     return v
 
 

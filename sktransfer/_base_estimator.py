@@ -25,6 +25,7 @@ those of mirrored images under test-time augmentation).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import logging
@@ -760,7 +761,9 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         release_device_memory(device)
 
         cuda_devices = [torch.device(device).index or 0] if device.startswith("cuda") else []
-        with torch.random.fork_rng(devices=cuda_devices):
+        # a continued fit that fails after its settings were applied to the fitted network
+        # puts them back, so the model stays the one its parameters describe
+        with contextlib.ExitStack() as on_error, torch.random.fork_rng(devices=cuda_devices):
             torch.manual_seed(seed)
             head_epochs = 0
             if continuing:
@@ -770,8 +773,11 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 recipe = self.training_recipe_
                 changed = self._changed_since_fit()
                 if changed:  # settings changed since the last fit: they take effect now
-                    net, policy, recipe = self._rebuilt_net(
+                    self._fit_head_exactly(net, None, False, "continue")  # refusals first
+                    self._check_weight_interpolation(0, continued=True)
+                    net, policy, recipe, undo = self._rebuilt_net(
                         changed, seed, device, amp_dtype, fraction, accelerator)
+                    on_error.callback(undo)
                 network = net.module_
             else:
                 policy = resolve_freeze_policy(self.freeze)
@@ -850,6 +856,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 if partial or continuing:
                     self._fit_head_exactly(net, None, False, "continue")  # refuses a solve
                     self._check_weight_interpolation(0, continued=True)
+                net.continue_schedule_ = partial  # see BatchLRSchedule.on_train_begin
                 if partial:
                     net.train_split = None
                     with _early_stopping_paused(net):
@@ -865,6 +872,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 stages_.append({"stage": "train", "epochs": int(self.max_epochs),
                                 "cached_features": use_cache,
                                 "epochs_run": len(net.history) - n_before})
+            on_error.pop_all()  # trained: nothing to put back
         if not (partial or self.warm_start) and net.optimizer_ is not None:
             net.optimizer_.state.clear()  # optimizer moments are not needed to predict
         release_device_memory(device)
@@ -873,7 +881,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         self.feature_cache_used_ = use_cache
         self.training_recipe_ = recipe
         self.stages_ = stages_
-        net.l2sp_reference_ = None  # the starting weights are not needed to predict
+        if not (partial or self.warm_start):  # a continued fit pulls toward them too
+            net.l2sp_reference_ = None  # the starting weights are not needed to predict
         self.backbone_digest_ = digest
         self.freeze_policy_ = policy
         self.input_kind_ = inputs.kind
@@ -883,20 +892,20 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         return self
 
     def _params_snapshot(self) -> dict:
-        """The parameters as this fit used them (dicts and lists copied: a later change
-        in place is a change too)."""
-        return {k: copy.copy(v) if isinstance(v, (dict, list)) else v
-                for k, v in self.get_params(deep=False).items()}
+        """The parameters a continued fit must compare, as this fit used them: dicts and
+        lists copied and policy objects by their own parameters, so a later change in
+        place (``set_params(freeze__k=3)``) is a change too."""
+        return {k: _snapshot_value(v) for k, v in self.get_params(deep=False).items()
+                if k not in self._PER_FIT_PARAMS}
 
     # -- continued fits ----------------------------------------------------------------
     #: Parameters that make the network itself: a continued fit cannot change them.
     _NETWORK_PARAMS = ("backbone", "weights", "head", "backbone_kwargs", "input_shape",
                        "image_size")
     #: Parameters a continued fit reads afresh anyway (or refuses on its own terms).
-    _PER_FIT_PARAMS = ("max_epochs", "warm_start", "verbose", "tta", "device", "n_threads",
-                       "num_workers", "cache_features", "cache_dir", "random_state",
-                       "validation_fraction", "weight_interpolation", "accelerator",
-                       "head_solver", "head_C")
+    _PER_FIT_PARAMS = ("max_epochs", "warm_start", "tta", "n_threads", "num_workers",
+                       "cache_features", "cache_dir", "random_state", "validation_fraction",
+                       "weight_interpolation", "accelerator", "head_solver", "head_C")
 
     def _changed_since_fit(self) -> list[str]:
         """Training parameters changed (``set_params``) since the network was last fitted.
@@ -910,13 +919,15 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         changed = [k for k in now if k in before and not _same_value(now[k], before[k])]
         network = [k for k in changed if k in self._NETWORK_PARAMS]
         if network:
-            detail = "; ".join(f"{k} was {before[k]!r}, is now {now[k]!r}" for k in network)
+            params = self.get_params(deep=False)
+            detail = "; ".join(f"{k} was {_shown(before[k])}, is now {params[k]!r}"
+                               for k in network)
             raise ValueError(
                 f"warm_start/partial_fit continue the fitted network, but {detail}. The "
                 "network's weights belong to the old setting: set it back, or set "
                 "warm_start=False to build and train a new network"
             )
-        return [k for k in changed if k not in self._PER_FIT_PARAMS]
+        return changed
 
     def _rebuilt_net(self, changed: list[str], seed: int, device: str, amp_dtype,
                      fraction, accelerator):
@@ -937,26 +948,43 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         if hasattr(policy, "validate"):
             policy.validate()
         # (asked with room to spare, so the count comes back, not max_epochs' own error)
-        if hasattr(policy, "head_stage_epochs") and policy.head_stage_epochs(2**31):
+        staged = hasattr(policy, "head_stage_epochs") and policy.head_stage_epochs(2**31)
+        if staged and "freeze" in changed:
             raise ValueError(
                 f"freeze={self.freeze!r} trains the head first, then unfreezes: the two "
                 "stages of a new fit. A continued fit (warm_start/partial_fit) trains under "
                 "one policy: use freeze='none' to fine-tune the fitted network further, "
                 "or warm_start=False for LP-FT from the start"
             )
-        network = self.net_.module_
+        old = self.net_
+        network = getattr(old.module_, "_orig_mod", old.module_)  # compiled: the module
+        trainable = [p.requires_grad for p in network.parameters()]
+        augment = network.augment
+
+        def undo():
+            for p, flag in zip(network.parameters(), trainable):
+                p.requires_grad_(flag)
+            network.augment = augment
+            network.set_trainable([], True)  # refresh the layers kept in eval mode
+
         network.augment = self._augment_module(network.backbone)
         network.set_trainable(network.parameters(), True)  # as a newly built network
-        policy.apply(network)
+        # a fitted LP-FT network is past its head stage: it goes on with everything trained
+        if staged:
+            policy.unfreeze(network)
+        else:
+            policy.apply(network)
         self._warn_if_freezing_random_weights(network)
         recipe = self._training_recipe(network, policy)
         net = self._make_net(network, policy, seed, device, amp_dtype, fraction, recipe)
         net.initialize()
-        net.history = copy.deepcopy(self.net_.history)
+        net.history = copy.deepcopy(old.history)
+        if net.l2sp and getattr(old, "l2sp_reference_", None):
+            net.l2sp_reference_ = old.l2sp_reference_  # L2-SP keeps pulling to the start
         logger.info("continued fit: %s changed since the last fit; the freeze policy, "
                     "optimizer and schedule are rebuilt around the fitted network",
                     ", ".join(changed))
-        return net, policy, recipe
+        return net, policy, recipe, undo
 
     def _augment_module(self, backbone: Backbone):
         """The training-time augmentation module of ``backbone``'s inputs, or None."""
@@ -1243,10 +1271,33 @@ class _early_stopping_paused:
             cb.paused = False
 
 
+class _PolicyParams(tuple):
+    """A freeze policy in a parameter snapshot: its type and its own parameters."""
+
+
+def _snapshot_value(value):
+    if isinstance(value, FreezePolicy):
+        return _PolicyParams((type(value), _snapshot_value(value.get_params(deep=False))))
+    if isinstance(value, dict):
+        return {k: _snapshot_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_snapshot_value(v) for v in value]
+    return value
+
+
+def _shown(value) -> str:
+    return (f"{value[0].__name__}(**{value[1]!r})" if isinstance(value, _PolicyParams)
+            else repr(value))
+
+
 def _same_value(a, b) -> bool:
     """Whether two parameter values are the same setting (equal, or the same object)."""
     if a is b:
         return True
+    numbers_ = (Real, np.number)
+    if (isinstance(a, numbers_) and isinstance(b, numbers_)
+            and isinstance(a, (bool, np.bool_)) == isinstance(b, (bool, np.bool_))):
+        return bool(a == b)  # 8 and np.int64(8), 1e-3 and np.float64(1e-3)
     try:
         return type(a) is type(b) and bool(a == b)
     except Exception:  # an array's ambiguous truth, a comparison that raises

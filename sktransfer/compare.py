@@ -495,7 +495,7 @@ def compare(
     all_settings = {
         "n_samples": len(y),
         **task,
-        "cv": "test set" if test is not None else _describe_cv(cv),
+        "cv": "test set" if test is not None else _describe_cv(cv, regression),
         "n_test_samples": None if test is None else len(test[1]),
         **dict(settings or {}),
     }
@@ -544,9 +544,9 @@ def _confusion(outcomes, labels, names) -> dict:
     return {"labels": [names.get(c, _sanitize(c)) for c in all_labels], "matrix": matrix}
 
 
-def _describe_cv(cv) -> str:
-    if isinstance(cv, int):
-        return f"stratified {cv}-fold"
+def _describe_cv(cv, regression: bool = False) -> str:
+    if isinstance(cv, int):  # check_cv: KFold for regressors, StratifiedKFold otherwise
+        return f"{cv}-fold" if regression else f"stratified {cv}-fold"
     if isinstance(cv, list | tuple):
         return f"{len(cv)} precomputed splits"
     return repr(cv)

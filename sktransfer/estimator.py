@@ -204,7 +204,9 @@ default=False
         ``freeze="backbone"``, then ``set_params(freeze="none", lr=1e-4,
         warm_start=True).fit(X, y)``. Those that make the network (``backbone``,
         ``weights``, ``head``, ``backbone_kwargs``, ``input_shape``, ``image_size``)
-        cannot change. See also :meth:`partial_fit`.
+        cannot change. Each continued fit runs its whole learning-rate schedule, and
+        L2-SP keeps pulling toward the weights the first fit started from. See also
+        :meth:`partial_fit`.
     tta : bool or {"flip", "flip_translate"}, default=False
         Test-time augmentation for images: predictions average those of each image and
         of its mirror image (``True`` or ``"flip"``: horizontal flip, as in Krizhevsky et
@@ -495,7 +497,9 @@ default=False
         For data that arrives in chunks or does not fit in memory at once. The first call
         builds the network and needs every class in ``classes`` (as in scikit-learn's
         ``SGDClassifier.partial_fit``); later calls continue it. Nothing is held out and
-        ``early_stopping`` does not apply: each call trains on every row it gets.
+        ``early_stopping`` does not apply: each call trains on every row it gets. Under a
+        learning-rate schedule, the calls walk through one schedule of ``max_epochs``
+        epochs (the first call's chunk sets its steps per epoch), then start another.
 
         Parameters
         ----------

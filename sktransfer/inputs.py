@@ -249,7 +249,7 @@ def to_inputs(X, *, input_shape=None) -> Inputs:
                 f"(C*H*W), but X has {arr.shape[1]}"
             )
         c, h, w = input_shape
-        if c not in _CHANNELS and w in (3, 4) and h > max(_CHANNELS):  # (H, W, RGB[A])
+        if c > max(_CHANNELS) and w in (3, 4) and h > max(_CHANNELS):  # (H, W, RGB[A])
             raise ValueError(
                 f"input_shape={input_shape} reads each row as {c} channels of {h}x{w} "
                 f"images; it looks like (H, W, C) instead. input_shape is (C, H, W) and a "

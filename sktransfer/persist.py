@@ -88,7 +88,8 @@ def _encode_param(name: str, value: Any, tensors: dict) -> Any:
     if isinstance(value, dict) and name == "backbone_kwargs":
         return {"dict": json.loads(json.dumps(value, default=_plain))}
     if isinstance(value, dict) and all(
-        isinstance(v, (bool, str, Integral, Real)) for item in value.items() for v in item
+        isinstance(v, (bool, str, Integral, Real, np.bool_, np.str_))
+        for item in value.items() for v in item
     ):  # e.g. class_weight={0: 1.0, 1: 5.0}: pairs, so int and str keys stay what they are
         return {"mapping": [[k.item() if isinstance(k, np.generic) else k,
                              v.item() if isinstance(v, np.generic) else v]

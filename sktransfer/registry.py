@@ -198,6 +198,16 @@ def register_freeze_policy(name: str, policy_class: type | None = None):
     """
     if policy_class is None:
         return lambda c: register_freeze_policy(name, c)
+    from .freeze import FreezePolicy
+
+    if not issubclass(policy_class, FreezePolicy):
+        raise TypeError(
+            f"policy_class must be a subclass of sktransfer.freeze.FreezePolicy (it decides "
+            f"requires_grad in apply(network)), got {policy_class.__name__}"
+        )
+    if not name or ":" in name:
+        raise ValueError(f"a freeze policy name must be non-empty without ':' (which "
+                         f"separates the argument in 'name:arg'), got {name!r}")
     _runtime_policies[name] = policy_class
     return policy_class
 

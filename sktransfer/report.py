@@ -471,6 +471,9 @@ def plot_confusion_matrices(result, target: Any = None) -> Figure:
     >>> plot_confusion_matrices(res).axes[0].get_xlabel()
     'predicted'
     """
+    if not result.confusion:
+        raise ValueError("the comparison has no confusion matrices: its models are "
+                         "regressors (or were scored without predictions of classes)")
     targets = _targets(result, target)
     styles = _model_styles(result)
     models = sorted(result.models, key=lambda m: styles[m]["order"])
@@ -598,7 +601,7 @@ def _settings_for_report(settings: dict) -> dict:
 def save_report(result, directory: str | Path) -> list[Path]:
     """Write ``results.json``, the plots (PNG) and ``report.md`` embedding them.
 
-    ``metrics.png`` and ``confusion_matrices.png`` are always written;
+    ``metrics.png`` is always written, ``confusion_matrices.png`` for classifiers,
     ``learning_curves.png`` and ``overlay.png`` when there are neural models.
 
     Parameters
@@ -635,6 +638,8 @@ def save_report(result, directory: str | Path) -> list[Path]:
     for filename, title, plot, needs_curves in _PLOTS:
         if needs_curves and not has_curves:
             continue
+        if plot is plot_confusion_matrices and not result.confusion:
+            continue  # a regression has none
         fig = plot(result)
         fig.savefig(out / filename, dpi=100)
         written.append(out / filename)

@@ -52,8 +52,9 @@ class ComparisonResult:
         Title.
     settings : dict
         Everything needed to repeat the run.
-    primary_metric : str, default="balanced_accuracy"
-        The metric that ranks models in the summary.
+    primary_metric : str, default=None
+        The metric that ranks models in the summary; None picks ``balanced_accuracy``,
+        else ``r2``, else the first of ``metrics``, whichever was scored.
 
     Attributes
     ----------
@@ -84,7 +85,7 @@ class ComparisonResult:
         confusion: dict,
         experiment: str,
         settings: Mapping[str, Any],
-        primary_metric: str = PRIMARY_METRIC,
+        primary_metric: str | None = None,
     ):
         self.scores = scores
         self.metrics = list(metrics)
@@ -92,6 +93,12 @@ class ComparisonResult:
         self.confusion = confusion
         self.experiment = experiment
         self.settings = dict(settings)
+        if primary_metric is None:
+            preferred = [m for m in (PRIMARY_METRIC, "r2") if m in self.metrics]
+            primary_metric = (preferred or self.metrics or [PRIMARY_METRIC])[0]
+        elif primary_metric not in self.metrics:
+            raise ValueError(f"primary_metric {primary_metric!r} is not among the scored "
+                             f"metrics {self.metrics}")
         self.primary_metric = primary_metric
 
     def __repr__(self) -> str:
@@ -341,7 +348,8 @@ def display_frame(result: ComparisonResult, metrics: Sequence[str] | None = None
     result : ComparisonResult
         The comparison.
     metrics : sequence of str, default=None
-        Metric columns; default the compact set :data:`COMPACT_METRICS` that exists.
+        Metric columns; default the compact set :data:`COMPACT_METRICS` that exists, or
+        every metric scored when none of it was (regression).
 
     Returns
     -------
@@ -359,7 +367,8 @@ def display_frame(result: ComparisonResult, metrics: Sequence[str] | None = None
     """
     table = result.table
     if metrics is None:
-        metrics = [m for m in COMPACT_METRICS if m in result.metrics]
+        # the compact set where it was scored, else (regression, a custom scoring) all
+        metrics = [m for m in COMPACT_METRICS if m in result.metrics] or result.metrics
     columns = {"model": table["model"], "strategy": table["strategy"]}
     if table["target"].notna().any():
         columns["target"] = table["target"].astype(str)
@@ -383,7 +392,8 @@ def format_table(result: ComparisonResult, metrics: Sequence[str] | None = None)
     result : ComparisonResult
         The comparison.
     metrics : sequence of str, default=None
-        Metric columns; default the compact set :data:`COMPACT_METRICS` that exists.
+        Metric columns; default the compact set :data:`COMPACT_METRICS` that exists, or
+        every metric scored when none of it was (regression).
 
     Returns
     -------

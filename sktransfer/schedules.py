@@ -118,10 +118,22 @@ class BatchLRSchedule(LRScheduler):
         self.warmup = warmup
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
+        scheduler = getattr(self, "lr_scheduler_", None)
+        if (getattr(net, "continue_schedule_", False) and scheduler is not None
+                and scheduler.optimizer is net.optimizer_
+                and scheduler.last_epoch < self.factor_.total_steps):
+            # partial_fit: each call is the next epoch of one schedule of max_epochs
+            # epochs; once that has run, the next call starts a new one (a warm restart)
+            return
         steps = _batches_per_epoch(net, X, y) * int(net.max_epochs)
         factor = ScheduleFactor(self.kind, steps, round(float(self.warmup) * steps))
         for group in net.optimizer_.param_groups:
-            group["initial_lr"] = group["lr"]  # a new stage starts from the rates set now
+            # Each training run (a fit, a continued fit, LP-FT's second stage) runs the
+            # whole schedule from the rates its optimizer was built with, kept in the
+            # group itself (it travels with the optimizer's state dict): a continued fit
+            # would otherwise start from where the last schedule ended, near zero.
+            group.setdefault(_BASE_LR, group["lr"])
+            group["lr"] = group["initial_lr"] = group[_BASE_LR]
         self.lr_scheduler_ = LambdaLR(net.optimizer_, lr_lambda=factor)
         self.factor_ = factor
         self.batch_idx_ = 0
@@ -133,6 +145,10 @@ class BatchLRSchedule(LRScheduler):
         group = net.optimizer_.param_groups[-1]
         taken = self.lr_scheduler_.last_epoch  # LambdaLR counts steps as "epochs"
         net.history.record("lr", group["initial_lr"] * self.factor_(max(taken - 1, 0)))
+
+
+#: Key of an optimizer parameter group holding the rate it was built with.
+_BASE_LR = "sktransfer_base_lr"
 
 
 class RecordLR(Callback):

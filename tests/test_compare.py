@@ -261,3 +261,27 @@ def test_parallel_fits_match_sequential(binary_data):
     par = compare(models, X, y, cv=3, n_jobs=2)
     pd.testing.assert_frame_equal(
         seq.table.filter(like="accuracy"), par.table.filter(like="accuracy"))
+
+
+def test_regression_and_custom_scoring_results_print_and_report(tmp_path):
+    from sklearn.dummy import DummyRegressor
+    from sklearn.linear_model import Ridge
+
+    from sktransfer.report import save_report
+
+    rng = np.random.RandomState(0)
+    X = rng.rand(60, 4)
+    y = X @ [1.0, 2.0, 3.0, 4.0] + 0.1 * rng.rand(60)
+    res = compare({"ridge": Ridge(), "dummy": DummyRegressor()}, X, y, cv=3)
+    assert res.primary_metric == "r2" and res.settings["cv"] == "3-fold"
+    text = str(res)
+    assert "Best by r2: ridge" in text and "neg_mean_absolute_error" in text
+    names = [p.name for p in save_report(res, tmp_path / "reg")]
+    assert "confusion_matrices.png" not in names and "report.md" in names
+    # a classification scored without balanced accuracy ranks by its first metric
+    labels = (y > y.mean()).astype(int)
+    res = compare({"lr": LogisticRegression()}, X, labels, cv=2, scoring=["accuracy", "f1"])
+    assert res.primary_metric == "accuracy" and "Best by accuracy" in str(res)
+    assert "report.md" in [p.name for p in save_report(res, tmp_path / "clf")]
+    with pytest.raises(ValueError, match="primary_metric 'kappa' is not among"):
+        ComparisonResult(res.scores, res.metrics, None, {}, "x", {}, primary_metric="kappa")

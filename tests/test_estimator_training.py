@@ -301,6 +301,80 @@ def test_warm_start_refuses_a_changed_network_or_a_staged_policy(blobs):
     assert len(clf.history_) == 2
 
 
+def test_continued_fit_compares_settings_by_value_and_in_place(blobs):
+    X, y = blobs
+    source = TransferClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    clf = TransferClassifier(source.export_backbone(), freeze="last:1", max_epochs=1,
+                             lr=1e-3, warm_start=True, random_state=0).fit(X, y)
+    net = clf.net_
+    clf.set_params(lr=np.float64(1e-3), max_epochs=np.int64(1)).fit(X, y)
+    assert clf.net_ is net  # the same values: nothing rebuilt
+    from sktransfer.freeze import FreezeLast
+
+    clf.set_params(freeze=FreezeLast(1)).fit(X, y)
+    policy = clf.freeze.__class__
+    trained = sum(p.requires_grad for p in clf.net_.module_.backbone.parameters())
+    clf.set_params(freeze__k=2).fit(X, y)  # a change inside the policy object counts
+    assert clf.freeze.__class__ is policy
+    assert sum(p.requires_grad for p in clf.net_.module_.backbone.parameters()) > trained
+    clf.set_params(verbose=1)
+    clf.fit(X, y)
+    assert clf.net_.verbose == 1
+
+
+def test_a_failed_continued_fit_leaves_the_fitted_network_as_it_was(blobs):
+    from skorch.callbacks import Callback
+
+    class Fails(Callback):
+        def on_epoch_begin(self, net, **kwargs):
+            raise RuntimeError("stop")
+
+    X, y = blobs
+    source = TransferClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    clf = TransferClassifier(source.export_backbone(), freeze="backbone", max_epochs=1,
+                             random_state=0).fit(X, y)
+    clf.set_params(warm_start=True, freeze="none", callbacks=[("fails", Fails())])
+    with pytest.raises(RuntimeError, match="stop"):
+        clf.fit(X, y)
+    assert not any(p.requires_grad for p in clf.net_.module_.backbone.parameters())
+    before = [p.detach().clone() for p in clf.net_.module_.backbone.parameters()]
+    clf.set_params(freeze="backbone", callbacks=None).fit(X, y)
+    assert all(torch.equal(a, b) for a, b in zip(before, clf.net_.module_.backbone.parameters()))
+    assert clf.feature_cache_used_
+
+
+def test_continued_fits_run_their_schedule_and_keep_the_l2sp_start(blobs):
+    X, y = blobs
+    source = TransferClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    clf = TransferClassifier(source.export_backbone(), freeze="none", lr_schedule="cosine",
+                             warmup=0.0, max_epochs=2, batch_size=30, l2sp=0.1,
+                             warm_start=True, random_state=0).fit(X, y)
+    start = clf.net_.l2sp_reference_
+    assert start is not None  # kept: the continued fit pulls toward it too
+    clf.fit(X, y)
+    lrs = clf.history_["lr"].tolist()
+    assert lrs[2:] == pytest.approx(lrs[:2])  # the second fit runs the whole schedule again
+    clf.set_params(lr=2e-3).fit(X, y)  # rebuilt: still the first fit's starting weights
+    assert clf.net_.l2sp_reference_ is start
+    # partial_fit: each call is the next epoch of one schedule of max_epochs epochs
+    part = TransferClassifier(**{**FAST, "max_epochs": 3}, lr_schedule="cosine", warmup=0.0,
+                              batch_size=30)
+    for _ in range(4):
+        part.partial_fit(X, y, classes=[0, 1, 2])
+    lrs = part.history_["lr"].tolist()
+    assert lrs[0] > lrs[1] > lrs[2] and lrs[3] == pytest.approx(lrs[0])
+
+
+def test_a_fitted_lp_ft_model_continues_with_everything_trained(blobs):
+    X, y = blobs
+    source = TransferClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    clf = TransferClassifier(source.export_backbone(), freeze="gradual", max_epochs=4,
+                             warm_start=True, random_state=0).fit(X, y)
+    clf.set_params(lr=5e-4, max_epochs=1).fit(X, y)  # a changed rate, the same policy
+    assert all(p.requires_grad for p in clf.net_.module_.parameters())
+    assert len(clf.history_) == 5
+
+
 # ---------------------------------------------------------------- partial_fit
 def test_partial_fit_trains_one_epoch_per_call(blobs):
     X, y = blobs

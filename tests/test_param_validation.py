@@ -109,3 +109,10 @@ def test_every_public_function_declares_its_constraints():
                     ("available_backbones", "available_freeze_policies")]
     missing = [f.__name__ for f in takes_params if not hasattr(f, "__wrapped__")]
     assert not missing, f"public functions without validate_params: {missing}"
+
+
+def test_register_freeze_policy_needs_a_freeze_policy_class():
+    with pytest.raises(TypeError, match="subclass of sktransfer.freeze.FreezePolicy.*got dict"):
+        sktransfer.register_freeze_policy("not_a_policy", dict)
+    with pytest.raises(ValueError, match="without ':'"):
+        sktransfer.register_freeze_policy("a:b", sktransfer.FreezeLast)

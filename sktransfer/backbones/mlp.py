@@ -49,11 +49,14 @@ def mlp(
         )
     if input_shape is None or len(input_shape) != 1:
         raise ValueError(f"the mlp backbone needs input_shape=(n_features,), got {input_shape}")
-    if isinstance(hidden, Integral):
+    if isinstance(hidden, Integral) and not isinstance(hidden, bool):
         hidden = (hidden,)
     try:
+        if isinstance(hidden, (str, bytes, bool)) or not all(
+                isinstance(h, Integral) and not isinstance(h, bool) for h in hidden):
+            raise TypeError
         hidden = tuple(int(h) for h in hidden)
-    except (TypeError, ValueError):
+    except TypeError:
         raise ValueError(
             f"hidden must be a sequence of layer widths, e.g. (256, 128), got {hidden!r}"
         ) from None

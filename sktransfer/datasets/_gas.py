@@ -11,6 +11,7 @@ import zlib
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.datasets import load_svmlight_file
@@ -93,12 +94,13 @@ _BATCH_FILE = re.compile(r"batch(\d+)\.dat", re.IGNORECASE)
 
 
 @validate_params(
-    {"batches": [*BATCHES, None], "return_X_y": ["boolean"]},
+    {"batches": [*BATCHES, None], "return_X_y": ["boolean"], "as_frame": ["boolean"]},
     prefer_skip_nested_validation=True,
 )
 def load_gas_drift(
-    batches: int | Iterable[int] | None = None, *, return_X_y: bool = False
-) -> Bunch | tuple[np.ndarray, np.ndarray]:
+    batches: int | Iterable[int] | None = None, *, return_X_y: bool = False,
+    as_frame: bool = False,
+) -> Bunch | tuple[Any, Any]:
     """Load batches 1-6 of the UCI Gas Sensor Array Drift data (shipped, offline).
 
     16 metal-oxide gas sensors measured over months; each row is one exposure to one
@@ -125,6 +127,11 @@ def load_gas_drift(
 
     return_X_y : bool, default=False
         If True, return ``(data, target)`` instead of a Bunch.
+
+    as_frame : bool, default=False
+        If True, ``data`` is a pandas DataFrame (columns ``feature_names``), ``target`` a
+        Series named ``"gas"`` and ``batch`` a Series named ``"batch"``, and the Bunch
+        also holds ``frame``: all of them side by side, as scikit-learn's loaders do.
 
     Returns
     -------
@@ -177,9 +184,7 @@ def load_gas_drift(
     if wanted != list(EMBEDDED_BATCHES):
         mask = np.isin(batch, wanted)
         X, y, batch = X[mask], y[mask], batch[mask]
-    if return_X_y:
-        return X, y
-    return _make_bunch(X, y, batch)
+    return _make_bunch(X, y, batch, as_frame=as_frame, return_X_y=return_X_y)
 
 
 @validate_params(
@@ -189,6 +194,7 @@ def load_gas_drift(
         "download": ["boolean"],
         "archive_sha256": [str, None],
         "return_X_y": ["boolean"],
+        "as_frame": ["boolean"],
         "verbose": ["verbose"],
     },
     prefer_skip_nested_validation=True,
@@ -200,8 +206,9 @@ def fetch_gas_drift(
     download: bool = True,
     archive_sha256: str | None = None,
     return_X_y: bool = False,
+    as_frame: bool = False,
     verbose: int = 1,
-) -> Bunch | tuple[np.ndarray, np.ndarray]:
+) -> Bunch | tuple[Any, Any]:
     """Load the UCI Gas Sensor Array Drift data (all ten batches) from the data home.
 
     Reads ``<data_home>/gas_drift/batch{1..10}.dat`` (the files as they are in the
@@ -246,6 +253,11 @@ def fetch_gas_drift(
 
     return_X_y : bool, default=False
         If True, return ``(data, target)`` instead of a Bunch.
+
+    as_frame : bool, default=False
+        If True, ``data`` is a pandas DataFrame (columns ``feature_names``), ``target`` a
+        Series named ``"gas"`` and ``batch`` a Series named ``"batch"``, and the Bunch
+        also holds ``frame``: all of them side by side, as scikit-learn's loaders do.
 
     verbose : int, default=1
         If > 0, show a progress bar while downloading.
@@ -321,9 +333,7 @@ def fetch_gas_drift(
     X = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
     batch = np.concatenate([np.full(len(p[1]), b, dtype=np.int64) for p, b in zip(parts, wanted)])
-    if return_X_y:
-        return X, y
-    return _make_bunch(X, y, batch)
+    return _make_bunch(X, y, batch, as_frame=as_frame, return_X_y=return_X_y)
 
 
 @validate_params(
@@ -488,13 +498,25 @@ def _gas_index(gas: str | int) -> int:
     raise ValueError(f"Unknown gas {gas!r}; use a name or its 1-based number: {valid}.")
 
 
-def _make_bunch(X: np.ndarray, y: np.ndarray, batch: np.ndarray) -> Bunch:
+def _make_bunch(X: np.ndarray, y: np.ndarray, batch: np.ndarray, *, as_frame: bool = False,
+                return_X_y: bool = False) -> Bunch | tuple[Any, Any]:
+    frame = None
+    if as_frame:
+        import pandas as pd
+
+        X = pd.DataFrame(X, columns=list(FEATURE_NAMES))
+        y = pd.Series(y, name="gas")
+        batch = pd.Series(batch, name="batch")
+        frame = pd.concat([X, y, batch], axis=1)
+    if return_X_y:
+        return X, y
     return Bunch(
         data=X,
         target=y,
         target_names=list(GAS_NAMES),
         batch=batch,
         feature_names=list(FEATURE_NAMES),
+        frame=frame,
         DESCR=_load_descr("gas_drift.rst"),
     )
 

@@ -66,6 +66,19 @@ def test_load_gas_drift_batches_and_return_X_y():
     np.testing.assert_array_equal(gas.data, full.data[full.batch == 4])
 
 
+def test_load_gas_drift_as_frame():
+    pd = pytest.importorskip("pandas")
+    gas = load_gas_drift(batches=[1, 4], as_frame=True)
+    plain = load_gas_drift(batches=[1, 4])
+    assert isinstance(gas.data, pd.DataFrame) and list(gas.data.columns) == plain.feature_names
+    np.testing.assert_array_equal(gas.data.to_numpy(), plain.data)
+    assert gas.target.name == "gas" and gas.batch.name == "batch"
+    assert list(gas.frame.columns) == [*plain.feature_names, "gas", "batch"]
+    X, y = load_gas_drift(batches=4, return_X_y=True, as_frame=True)
+    assert X.shape == (161, 128) and isinstance(y, pd.Series)
+    assert plain.frame is None
+
+
 @pytest.mark.parametrize("batches", [[7], [0, 1], 11])
 def test_load_gas_drift_rejects_unshipped_batches(batches):
     with pytest.raises(ValueError, match="fetch_gas_drift"):

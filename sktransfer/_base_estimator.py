@@ -771,13 +771,17 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 net, policy = self.net_, self.freeze_policy_
                 self._attach_accelerator(net, accelerator)
                 recipe = self.training_recipe_
+                self._fit_head_exactly(net, None, False, "continue")  # refuses a solve
+                self._check_weight_interpolation(0, continued=True)
                 changed = self._changed_since_fit()
+                on_error.callback(self._restorer())  # before anything changes
                 if changed:  # settings changed since the last fit: they take effect now
-                    self._fit_head_exactly(net, None, False, "continue")  # refusals first
-                    self._check_weight_interpolation(0, continued=True)
-                    net, policy, recipe, undo = self._rebuilt_net(
+                    net, policy, recipe = self._rebuilt_net(
                         changed, seed, device, amp_dtype, fraction, accelerator)
-                    on_error.callback(undo)
+                else:
+                    net.verbose = int(self.verbose >= 1)
+                    if net.l2sp and getattr(net, "l2sp_reference_", None) is None:
+                        net.set_l2sp_reference()  # dropped after a fit without warm_start
                 network = net.module_
             else:
                 policy = resolve_freeze_policy(self.freeze)
@@ -785,6 +789,13 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                     policy.validate()
                 if hasattr(policy, "head_stage_epochs"):  # LP-FT: head first, then all
                     head_epochs = policy.head_stage_epochs(int(self.max_epochs))
+                if partial and head_epochs:
+                    raise ValueError(
+                        f"freeze={self.freeze!r} trains the head for {head_epochs} epochs, "
+                        "then unfreezes: two stages of one fit, while partial_fit trains one "
+                        "epoch per call. Call partial_fit with freeze='backbone' first, then "
+                        "set_params(freeze='none') and go on; or use fit"
+                    )
                 self._check_weight_interpolation(head_epochs, continued=False)
                 network = self._build_network(inputs, policy, device)
                 recipe = self._training_recipe(network, policy)
@@ -853,7 +864,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                                             weights, device)
                 net.head_only = use_cache
                 n_before = len(net.history) if continuing else 0
-                if partial or continuing:
+                if partial and not continuing:  # (a continued fit checked these first)
                     self._fit_head_exactly(net, None, False, "continue")  # refuses a solve
                     self._check_weight_interpolation(0, continued=True)
                 net.continue_schedule_ = partial  # see BatchLRSchedule.on_train_begin
@@ -903,9 +914,10 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
     _NETWORK_PARAMS = ("backbone", "weights", "head", "backbone_kwargs", "input_shape",
                        "image_size")
     #: Parameters a continued fit reads afresh anyway (or refuses on its own terms).
-    _PER_FIT_PARAMS = ("max_epochs", "warm_start", "tta", "n_threads", "num_workers",
-                       "cache_features", "cache_dir", "random_state", "validation_fraction",
-                       "weight_interpolation", "accelerator", "head_solver", "head_C")
+    _PER_FIT_PARAMS = ("max_epochs", "warm_start", "verbose", "tta", "n_threads",
+                       "num_workers", "cache_features", "cache_dir", "random_state",
+                       "validation_fraction", "weight_interpolation", "accelerator",
+                       "head_solver", "head_C")
 
     def _changed_since_fit(self) -> list[str]:
         """Training parameters changed (``set_params``) since the network was last fitted.
@@ -958,15 +970,6 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             )
         old = self.net_
         network = getattr(old.module_, "_orig_mod", old.module_)  # compiled: the module
-        trainable = [p.requires_grad for p in network.parameters()]
-        augment = network.augment
-
-        def undo():
-            for p, flag in zip(network.parameters(), trainable):
-                p.requires_grad_(flag)
-            network.augment = augment
-            network.set_trainable([], True)  # refresh the layers kept in eval mode
-
         network.augment = self._augment_module(network.backbone)
         network.set_trainable(network.parameters(), True)  # as a newly built network
         # a fitted LP-FT network is past its head stage: it goes on with everything trained
@@ -984,7 +987,31 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         logger.info("continued fit: %s changed since the last fit; the freeze policy, "
                     "optimizer and schedule are rebuilt around the fitted network",
                     ", ".join(changed))
-        return net, policy, recipe, undo
+        return net, policy, recipe
+
+    def _restorer(self):
+        """A function that puts the fitted model back as it is now: a continued fit that
+        fails (diverges, is interrupted, is refused) leaves the model it continued."""
+        net = self.net_
+        network = getattr(net.module_, "_orig_mod", net.module_)
+        weights = {k: v.detach().clone() for k, v in network.state_dict().items()}
+        trainable = [p.requires_grad for p in network.parameters()]
+        augment, n_epochs = network.augment, len(net.history)
+        optimizer = (copy.deepcopy(net.optimizer_.state_dict())
+                     if getattr(net, "optimizer_", None) is not None else None)
+
+        def restore():
+            with torch.no_grad():
+                network.load_state_dict(weights)
+            for p, flag in zip(network.parameters(), trainable):
+                p.requires_grad_(flag)
+            network.augment = augment
+            network.set_trainable([], True)  # refresh the layers kept in eval mode
+            del net.history[n_epochs:]
+            if optimizer is not None:
+                net.optimizer_.load_state_dict(optimizer)
+
+        return restore
 
     def _augment_module(self, backbone: Backbone):
         """The training-time augmentation module of ``backbone``'s inputs, or None."""
@@ -1231,7 +1258,8 @@ class _FiniteLoss(Callback):
                 raise TrainingDivergedError(
                     f"training diverged: {key} is {value} at epoch {row['epoch']} "
                     f"(lr={net.lr:g}). Lower lr, check X for extreme values (standardise "
-                    "tabular features) or set mixed_precision=False; no model was fitted. "
+                    "tabular features) or set mixed_precision=False; no new model was "
+                    "fitted (a continued fit keeps the model it continued). "
                     "The curves so far are in this error's .history",
                     history=history_frame(net.history),
                 )

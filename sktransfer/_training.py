@@ -253,12 +253,14 @@ class WeightedNet(NeuralNetClassifier):
         self.grad_scaler_ = torch.amp.GradScaler("cuda") if use_scaler else None
         self.l2sp_reference_ = None
         if self.l2sp:
-            # the starting point L2-SP pulls toward: the (pretrained) backbone as it is now
-            self.l2sp_reference_ = {
-                name: p.detach().clone()
-                for name, p in self.module_.backbone.named_parameters()
-            }
+            self.set_l2sp_reference()
         return self
+
+    def set_l2sp_reference(self) -> None:
+        """The starting point L2-SP pulls toward: the (pretrained) backbone as it is now."""
+        self.l2sp_reference_ = {
+            name: p.detach().clone() for name, p in self.module_.backbone.named_parameters()
+        }
 
     def l2sp_penalty(self) -> torch.Tensor | float:
         """``l2sp / 2 * sum ||w - w0||^2`` over the backbone's trainable parameters."""

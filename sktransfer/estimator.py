@@ -204,8 +204,10 @@ default=False
         ``freeze="backbone"``, then ``set_params(freeze="none", lr=1e-4,
         warm_start=True).fit(X, y)``. Those that make the network (``backbone``,
         ``weights``, ``head``, ``backbone_kwargs``, ``input_shape``, ``image_size``)
-        cannot change. Each continued fit runs its whole learning-rate schedule, and
-        L2-SP keeps pulling toward the weights the first fit started from. See also
+        cannot change. Each continued fit runs its whole learning-rate schedule; L2-SP
+        pulls toward the weights the first fit started from when ``warm_start`` was
+        already True then (they are kept), else toward those the continued fit starts
+        from. A continued fit that fails leaves the model as it was. See also
         :meth:`partial_fit`.
     tta : bool or {"flip", "flip_translate"}, default=False
         Test-time augmentation for images: predictions average those of each image and

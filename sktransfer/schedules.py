@@ -92,10 +92,12 @@ def _cos_ramp(t: float) -> float:
 class BatchLRSchedule(LRScheduler):
     """skorch ``LRScheduler`` with a :class:`ScheduleFactor`, stepped after every batch.
 
-    The number of steps is only known once the data is: at the start of each ``fit`` (or
-    ``partial_fit``) this callback counts the training batches of one epoch from the net's
-    own train split and plans ``net.max_epochs`` epochs of them, so each training stage
-    (such as the fine-tuning stage of ``freeze="gradual"``) gets its own warmup and decay.
+    The number of steps is only known once the data is: at the start of each training
+    run (a ``fit``, a continued fit, the fine-tuning stage of ``freeze="gradual"``) this
+    callback counts the training batches of one epoch from the net's own train split and
+    plans ``net.max_epochs`` epochs of them from the rates the optimizer was built with,
+    so each run gets its own warmup and decay. ``partial_fit`` calls (one epoch each)
+    walk through one such schedule, planned by the first of them, then start another.
 
     Parameters
     ----------
@@ -119,12 +121,16 @@ class BatchLRSchedule(LRScheduler):
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         scheduler = getattr(self, "lr_scheduler_", None)
-        if (getattr(net, "continue_schedule_", False) and scheduler is not None
-                and scheduler.optimizer is net.optimizer_
+        partial = bool(getattr(net, "continue_schedule_", False))
+        if (partial and getattr(self, "partial_run_", False) and scheduler is not None
                 and scheduler.last_epoch < self.factor_.total_steps):
-            # partial_fit: each call is the next epoch of one schedule of max_epochs
-            # epochs; once that has run, the next call starts a new one (a warm restart)
+            # partial_fit: each call is the next epoch of the schedule of max_epochs epochs
+            # the first call started; once that has run, the next call starts a new one
+            if scheduler.optimizer is not net.optimizer_:  # a pickled or copied net
+                self.lr_scheduler_ = LambdaLR(net.optimizer_, lr_lambda=self.factor_,
+                                              last_epoch=scheduler.last_epoch - 1)
             return
+        self.partial_run_ = partial  # a fit's schedule (even cut short) is not continued
         steps = _batches_per_epoch(net, X, y) * int(net.max_epochs)
         factor = ScheduleFactor(self.kind, steps, round(float(self.warmup) * steps))
         for group in net.optimizer_.param_groups:

@@ -343,6 +343,34 @@ def test_a_failed_continued_fit_leaves_the_fitted_network_as_it_was(blobs):
     assert clf.feature_cache_used_
 
 
+def test_a_diverged_continued_fit_keeps_the_model_it_continued(blobs):
+    from sktransfer.estimator import TrainingDivergedError
+
+    X, y = blobs
+    clf = TransferClassifier(**{**FAST, "max_epochs": 2}, warm_start=True).fit(X, y)
+    before = clf.predict_proba(X)
+    net = clf.net_
+    for group in net.optimizer_.param_groups:  # the same settings, a net that diverges
+        group["lr"] = 1e30
+    with pytest.raises(TrainingDivergedError, match="keeps the model it continued"):
+        clf.fit(X, y)
+    assert clf.net_ is net and len(net.history) == 2
+    np.testing.assert_allclose(clf.predict_proba(X), before)
+    assert net.optimizer_.param_groups[0]["lr"] == 1e30  # the optimizer as it was, too
+    clf.set_params(optimizer="sgd", lr=1e30)  # changed settings: a rebuilt net diverges
+    with pytest.raises(TrainingDivergedError, match="keeps the model it continued"):
+        clf.fit(X, y)
+    assert clf.net_ is net
+    np.testing.assert_allclose(clf.predict_proba(X), before)
+
+
+def test_partial_fit_refuses_a_two_stage_policy_on_its_first_call(blobs):
+    X, y = blobs
+    with pytest.raises(ValueError, match="partial_fit trains one epoch per call.*"
+                                         "set_params\\(freeze='none'\\)"):
+        TransferClassifier(**FAST, freeze="gradual:1").partial_fit(X, y, classes=[0, 1, 2])
+
+
 def test_continued_fits_run_their_schedule_and_keep_the_l2sp_start(blobs):
     X, y = blobs
     source = TransferClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
@@ -363,6 +391,19 @@ def test_continued_fits_run_their_schedule_and_keep_the_l2sp_start(blobs):
         part.partial_fit(X, y, classes=[0, 1, 2])
     lrs = part.history_["lr"].tolist()
     assert lrs[0] > lrs[1] > lrs[2] and lrs[3] == pytest.approx(lrs[0])
+    # a pickled copy goes on with the same schedule
+    again = TransferClassifier(**{**FAST, "max_epochs": 3}, lr_schedule="cosine", warmup=0.0,
+                               batch_size=30).partial_fit(X, y, classes=[0, 1, 2])
+    copied = pickle.loads(pickle.dumps(again))
+    again.partial_fit(X, y)
+    copied.partial_fit(X, y)
+    assert copied.history_["lr"].tolist() == pytest.approx(again.history_["lr"].tolist())
+    # after a fit without warm_start, the continued fit anchors L2-SP where it starts
+    cold = TransferClassifier(source.export_backbone(), freeze="none", l2sp=0.1,
+                              max_epochs=1, random_state=0).fit(X, y)
+    assert cold.net_.l2sp_reference_ is None  # not needed to predict
+    cold.set_params(warm_start=True).fit(X, y)
+    assert cold.net_.l2sp_reference_ is not None and cold.net_.l2sp_penalty() > 0
 
 
 def test_a_fitted_lp_ft_model_continues_with_everything_trained(blobs):

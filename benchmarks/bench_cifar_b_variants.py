@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sklearn.ensemble import VotingClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's sktransfer
@@ -135,6 +136,9 @@ def variants() -> dict[str, tuple[object, dict]]:
               for name, (freeze, params) in list(v.items())
               if name in ("default last-2", "default fine-tune")
               for kind in ("mixup", "cutmix")})
+    v.update({f"{name} ensemble5": (freeze, {**params, "ensemble": 5})
+              for name, (freeze, params) in list(v.items())
+              if name in ("default last-2", "default fine-tune")})
     return v
 
 
@@ -165,11 +169,17 @@ def score(freeze, params, backbone, images, target, split, draws, seed=0):
     test = _rows(target, pool_end, test_end)
     params = dict(params)
     spec = backbone if params.pop("backbone", "A") == "A" else "cnn"
+    members = int(params.pop("ensemble", 1))
     amp = cifar_exp._cpu_amp()
     scores, times = [], []
     for rows in _draws(target[pool], draws, seed):
-        clf = TransferClassifier(spec, freeze=_freeze(freeze), random_state=seed,
-                                 mixed_precision=amp, device="cpu", n_threads=1, **params)
+        nets = [TransferClassifier(spec, freeze=_freeze(freeze), random_state=seed + k,
+                                   mixed_precision=amp, device="cpu", n_threads=1, **params)
+                for k in range(members)]
+        # a deep ensemble (Lakshminarayanan et al., NeurIPS 2017): the soft vote of
+        # members trained with other seeds (head initialisation, batches, augmentation)
+        clf = nets[0] if members == 1 else VotingClassifier(
+            [(f"m{k}", net) for k, net in enumerate(nets)], voting="soft")
         t = time.process_time()
         clf.fit(images[pool][rows], target[pool][rows])
         times.append(time.process_time() - t)

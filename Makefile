@@ -18,7 +18,7 @@ endif
 .PHONY: help demo test test-min lint docs bench gallery-figures clean
 
 help:  ## list the targets
-	@echo "make demo             create .venv (first time), run the gas drift demo (offline, ~1 min)"
+	@echo "make demo             create .venv (first time), run the gas drift demo (offline, ~2 min)"
 	@echo "make test             create .venv (first time), run ruff and the test suite"
 	@echo "make test-min         the same in a fresh .venv-min with every dependency at its"
 	@echo "                      lower bound (.ci/min-versions.txt): the bounds are true"

@@ -80,7 +80,7 @@ random_state, verbose
     ----------
     n_outputs_ : int
         Number of target columns.
-    y_mean_, y_scale_ : ndarray of shape (n_outputs_,)
+    y_mean_, y_scale_ : ndarray of shape (n_outputs,)
         The targets' mean and standard deviation on the training data, weighted by
         ``sample_weight`` (a constant target
         gets a scale of 1).

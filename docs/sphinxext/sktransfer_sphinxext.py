@@ -62,13 +62,22 @@ def markdown_to_rst(markdown: str) -> str:
     """Convert the Markdown subset of ``CHANGELOG.md`` and ``CONTRIBUTING.md`` to reST.
 
     Supported: ``#`` headings, ``-`` bullet lists (with indented continuation lines),
-    paragraphs, fenced code blocks, inline code, links and bold text. The first level-1
-    heading is dropped (the docs page has its own title).
+    paragraphs, fenced code blocks, pipe tables, inline code, links and bold text. The
+    first level-1 heading is dropped (the docs page has its own title).
     """
     out: list[str] = []
     dropped_title = False
     fence: str | None = None
-    for line in markdown.splitlines():
+    table: list[list[str]] = []
+    for line in [*markdown.splitlines(), ""]:
+        if fence is None and line.lstrip().startswith("|"):  # a row of a pipe table
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(re.fullmatch(r":?-{3,}:?", c) for c in cells):  # not the rule
+                table.append(cells)
+            continue
+        if table:
+            out += _list_table(table)
+            table = []
         if fence is not None:  # inside a fenced code block
             if line.strip().startswith("```"):
                 fence = None
@@ -95,6 +104,15 @@ def markdown_to_rst(markdown: str) -> str:
             continue
         out.append(_inline_md_to_rst(line.rstrip()))
     return "\n".join(out).strip() + "\n"
+
+
+def _list_table(rows: list[list[str]]) -> list[str]:
+    """A Markdown pipe table (header row first) as a reST ``list-table``."""
+    lines = ["", ".. list-table::", "   :header-rows: 1", ""]
+    for row in rows:
+        for i, cell in enumerate(row):
+            lines.append(f"   {'*' if i == 0 else ' '} - {_inline_md_to_rst(cell)}".rstrip())
+    return [*lines, ""]
 
 
 #: Markdown files at the repository root shown in the docs -> the generated include.

@@ -32,7 +32,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Integral, Real
 from typing import Any
 
@@ -721,6 +721,9 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         continuing = self._continues(partial)
         if continuing:
             check_is_fitted(self, "net_")
+        if partial or continuing:  # what a continued fit cannot do, refused before any work
+            self._fit_head_exactly(None, None, False, "continue")
+            self._check_weight_interpolation(0, continued=True)
         inputs = self._to_inputs(X, reset=not continuing)
         if continuing:
             if inputs.kind != "paths" and self.input_kind_ != "paths":
@@ -771,15 +774,13 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 net, policy = self.net_, self.freeze_policy_
                 self._attach_accelerator(net, accelerator)
                 recipe = self.training_recipe_
-                self._fit_head_exactly(net, None, False, "continue")  # refuses a solve
-                self._check_weight_interpolation(0, continued=True)
                 changed = self._changed_since_fit()
                 on_error.callback(self._restorer())  # before anything changes
                 if changed:  # settings changed since the last fit: they take effect now
                     net, policy, recipe = self._rebuilt_net(
                         changed, seed, device, amp_dtype, fraction, accelerator)
                 else:
-                    net.verbose = int(self.verbose >= 1)
+                    self._sync_verbosity(net, accelerator)
                     if net.l2sp and getattr(net, "l2sp_reference_", None) is None:
                         net.set_l2sp_reference()  # dropped after a fit without warm_start
                 network = net.module_
@@ -790,12 +791,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 if hasattr(policy, "head_stage_epochs"):  # LP-FT: head first, then all
                     head_epochs = policy.head_stage_epochs(int(self.max_epochs))
                 if partial and head_epochs:
-                    raise ValueError(
-                        f"freeze={self.freeze!r} trains the head for {head_epochs} epochs, "
-                        "then unfreezes: two stages of one fit, while partial_fit trains one "
-                        "epoch per call. Call partial_fit with freeze='backbone' first, then "
-                        "set_params(freeze='none') and go on; or use fit"
-                    )
+                    raise self._staged_policy_error("partial_fit")
                 self._check_weight_interpolation(head_epochs, continued=False)
                 network = self._build_network(inputs, policy, device)
                 recipe = self._training_recipe(network, policy)
@@ -864,9 +860,6 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                                             weights, device)
                 net.head_only = use_cache
                 n_before = len(net.history) if continuing else 0
-                if partial and not continuing:  # (a continued fit checked these first)
-                    self._fit_head_exactly(net, None, False, "continue")  # refuses a solve
-                    self._check_weight_interpolation(0, continued=True)
                 net.continue_schedule_ = partial  # see BatchLRSchedule.on_train_begin
                 if partial:
                     net.train_split = None
@@ -906,8 +899,11 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         """The parameters a continued fit must compare, as this fit used them: dicts and
         lists copied and policy objects by their own parameters, so a later change in
         place (``set_params(freeze__k=3)``) is a change too."""
-        return {k: _snapshot_value(v) for k, v in self.get_params(deep=False).items()
-                if k not in self._PER_FIT_PARAMS}
+        params = {k: v for k, v in self.get_params(deep=False).items()
+                  if k not in self._PER_FIT_PARAMS}
+        if "freeze" in params:  # "gradual" and GradualUnfreeze(3) are one setting
+            params["freeze"] = resolve_freeze_policy(params["freeze"])
+        return {k: _snapshot_value(v) for k, v in params.items()}
 
     # -- continued fits ----------------------------------------------------------------
     #: Parameters that make the network itself: a continued fit cannot change them.
@@ -932,7 +928,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         network = [k for k in changed if k in self._NETWORK_PARAMS]
         if network:
             params = self.get_params(deep=False)
-            detail = "; ".join(f"{k} was {_shown(before[k])}, is now {params[k]!r}"
+            detail = "; ".join(f"{k} was {before[k]!r}, is now {params[k]!r}"
                                for k in network)
             raise ValueError(
                 f"warm_start/partial_fit continue the fitted network, but {detail}. The "
@@ -942,7 +938,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         return changed
 
     def _rebuilt_net(self, changed: list[str], seed: int, device: str, amp_dtype,
-                     fraction, accelerator):
+                     fraction, accelerator) -> tuple[Any, Any, dict]:
         """A new skorch net around the fitted network, built from the current parameters.
 
         How Keras users fine-tune by hand (fit the head with ``freeze="backbone"``, then
@@ -962,12 +958,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         # (asked with room to spare, so the count comes back, not max_epochs' own error)
         staged = hasattr(policy, "head_stage_epochs") and policy.head_stage_epochs(2**31)
         if staged and "freeze" in changed:
-            raise ValueError(
-                f"freeze={self.freeze!r} trains the head first, then unfreezes: the two "
-                "stages of a new fit. A continued fit (warm_start/partial_fit) trains under "
-                "one policy: use freeze='none' to fine-tune the fitted network further, "
-                "or warm_start=False for LP-FT from the start"
-            )
+            raise self._staged_policy_error("a continued fit (warm_start, partial_fit)")
         old = self.net_
         network = getattr(old.module_, "_orig_mod", old.module_)  # compiled: the module
         network.augment = self._augment_module(network.backbone)
@@ -989,18 +980,39 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                     ", ".join(changed))
         return net, policy, recipe
 
-    def _restorer(self):
+    def _staged_policy_error(self, what: str) -> ValueError:
+        return ValueError(
+            f"freeze={self.freeze!r} trains the head first, then unfreezes: two stages of "
+            f"one fit, which {what} cannot run (it trains under one policy). Train the head "
+            "with freeze='backbone', then set_params(freeze='none') and go on; or call fit "
+            "with warm_start=False for LP-FT from the start"
+        )
+
+    def _sync_verbosity(self, net, accelerator) -> None:
+        """A continued fit prints as ``verbose`` says now: the epoch log from 1, a progress
+        bar from 2 (one callback, added or dropped)."""
+        net.verbose = int(self.verbose >= 1)
+        bar = self.verbose >= 2 and (accelerator is None or accelerator.is_main_process)
+        has_bar = any(name == "progress" for name, _ in net.callbacks_)
+        if bar and not has_bar:
+            net.callbacks_.append(("progress", ProgressBar().initialize()))
+        elif has_bar and not bar:
+            net.callbacks_ = [(n, cb) for n, cb in net.callbacks_ if n != "progress"]
+
+    def _restorer(self) -> Callable[[], None]:
         """A function that puts the fitted model back as it is now: a continued fit that
-        fails (diverges, is interrupted, is refused) leaves the model it continued."""
+        raises (diverges, a callback fails, a setting is refused) leaves the model it
+        continued. (skorch ends a fit on Ctrl-C as if it had finished: that keeps what
+        was trained.) Copies are kept on the CPU, not in GPU memory."""
         net = self.net_
         network = getattr(net.module_, "_orig_mod", net.module_)
-        weights = {k: v.detach().clone() for k, v in network.state_dict().items()}
+        weights = _cpu_copy(network.state_dict())
         trainable = [p.requires_grad for p in network.parameters()]
         augment, n_epochs = network.augment, len(net.history)
-        optimizer = (copy.deepcopy(net.optimizer_.state_dict())
+        optimizer = (_cpu_copy(net.optimizer_.state_dict())
                      if getattr(net, "optimizer_", None) is not None else None)
 
-        def restore():
+        def restore() -> None:
             with torch.no_grad():
                 network.load_state_dict(weights)
             for p, flag in zip(network.parameters(), trainable):
@@ -1313,21 +1325,24 @@ def _snapshot_value(value):
     return value
 
 
-def _shown(value) -> str:
-    return (f"{value[0].__name__}(**{value[1]!r})" if isinstance(value, _PolicyParams)
-            else repr(value))
+def _cpu_copy(state):
+    """A copy of a (nested) state dict with its tensors on the CPU."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {k: _cpu_copy(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_cpu_copy(v) for v in state)
+    return copy.deepcopy(state)
 
 
 def _same_value(a, b) -> bool:
-    """Whether two parameter values are the same setting (equal, or the same object)."""
+    """Whether two parameter values are the same setting: the same object, or equal
+    (``8`` and ``np.int64(8)`` are; an array, whose truth is ambiguous, is not)."""
     if a is b:
         return True
-    numbers_ = (Real, np.number)
-    if (isinstance(a, numbers_) and isinstance(b, numbers_)
-            and isinstance(a, (bool, np.bool_)) == isinstance(b, (bool, np.bool_))):
-        return bool(a == b)  # 8 and np.int64(8), 1e-3 and np.float64(1e-3)
     try:
-        return type(a) is type(b) and bool(a == b)
+        return bool(a == b)
     except Exception:  # an array's ambiguous truth, a comparison that raises
         return False
 

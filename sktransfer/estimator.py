@@ -500,8 +500,9 @@ default=False
         builds the network and needs every class in ``classes`` (as in scikit-learn's
         ``SGDClassifier.partial_fit``); later calls continue it. Nothing is held out and
         ``early_stopping`` does not apply: each call trains on every row it gets. Under a
-        learning-rate schedule, the calls walk through one schedule of ``max_epochs``
-        epochs (the first call's chunk sets its steps per epoch), then start another.
+        learning-rate schedule, call ``k`` trains at the rates of epoch ``k`` of one
+        schedule of ``max_epochs`` epochs (whatever the chunk's size); the calls after
+        those start another.
 
         Parameters
         ----------

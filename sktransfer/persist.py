@@ -186,6 +186,14 @@ def _decode_param(value: Any, tensors: dict) -> Any:
     raise ValueError(f"unreadable parameter value {value!r} in the file")
 
 
+class _ChangedBeforeSave:
+    """In a loaded model's record of its fit settings: a setting changed by ``set_params``
+    after fit and before save, so the next continued fit applies it (equal to nothing)."""
+
+    def __repr__(self) -> str:
+        return "<changed after fit, before save>"
+
+
 # ---------------------------------------------------------------------------------- save
 @validate_params(
     {"estimator": [HasMethods(["fit", "get_params"])], "path": [str, os.PathLike]},
@@ -226,6 +234,14 @@ def save(estimator, path: str | os.PathLike) -> Path:
     fitted_attr = "backbone_" if name == "PretrainedEncoder" else "net_"
     if not hasattr(estimator, fitted_attr):
         raise ValueError(f"this {name} is not fitted yet: call fit before save")
+    changed: list[str] = []
+    if hasattr(estimator, "_changed_since_fit") and hasattr(estimator, "net_"):
+        try:  # settings changed by set_params since fit: a continued fit applies them
+            changed = [k for k in estimator._changed_since_fit() if k != "callbacks"]
+        except ValueError as exc:  # a network setting: the file could not rebuild it
+            raise ValueError(
+                f"cannot save: {exc}. The saved parameters must describe the saved network"
+            ) from None
     tensors: dict[str, torch.Tensor] = {}
     params = estimator.get_params(deep=False)
     if params.get("callbacks"):
@@ -241,6 +257,7 @@ def save(estimator, path: str | os.PathLike) -> Path:
         "class": name,
         "params": {k: _encode_param(k, v, tensors) for k, v in params.items()},
         "fitted": _fitted_attributes(estimator, tensors),
+        "changed_since_fit": changed,
     }
     module = estimator.backbone_ if name == "PretrainedEncoder" else estimator.net_.module_
     for key, tensor in module.state_dict().items():
@@ -394,6 +411,8 @@ def load(path: str | os.PathLike):
         _restore(est, fitted, state, tensors)
         if hasattr(est, "net_"):  # the settings the weights were fitted with, as fit records
             est._fit_params_ = est._params_snapshot()
+            for key in doc.get("changed_since_fit", []):  # set after fit, before save
+                est._fit_params_[key] = _ChangedBeforeSave()
     except ValueError as exc:  # InvalidParameterError included: it names the parameter
         if str(path) in str(exc):
             raise

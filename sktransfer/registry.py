@@ -198,18 +198,23 @@ def register_freeze_policy(name: str, policy_class: type | None = None):
     """
     if policy_class is None:
         return lambda c: register_freeze_policy(name, c)
-    from .freeze import FreezePolicy
-
-    if not issubclass(policy_class, FreezePolicy):
-        raise TypeError(
-            f"policy_class must be a subclass of sktransfer.freeze.FreezePolicy (it decides "
-            f"requires_grad in apply(network)), got {policy_class.__name__}"
-        )
+    _check_policy_class(policy_class, "policy_class")
     if not name or ":" in name:
         raise ValueError(f"a freeze policy name must be non-empty without ':' (which "
                          f"separates the argument in 'name:arg'), got {name!r}")
     _runtime_policies[name] = policy_class
     return policy_class
+
+
+def _check_policy_class(policy_class: Any, what: str) -> None:
+    from .freeze import FreezePolicy
+
+    if not (isinstance(policy_class, type) and issubclass(policy_class, FreezePolicy)):
+        shown = getattr(policy_class, "__name__", repr(policy_class))
+        raise TypeError(
+            f"{what} must be a subclass of sktransfer.freeze.FreezePolicy (it decides "
+            f"requires_grad in apply(network)), got {shown}"
+        )
 
 
 _RUNTIME_HINT = (
@@ -466,4 +471,5 @@ def resolve_freeze_policy(spec: Any):
     policy_class = table[name]
     if isinstance(policy_class, _BrokenPlugin):
         policy_class()  # raises the ImportError that names the plugin
+    _check_policy_class(policy_class, f"freeze policy {name!r}")  # entry points too
     return policy_class.from_string(arg) if arg else policy_class()

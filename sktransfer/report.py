@@ -577,7 +577,8 @@ def to_markdown(result, images: Sequence[tuple[str, str]] = ()) -> str:
     parts += ["## Summary", "", *[f"- {line}" for line in summary_lines(result)], ""]
     parts += ["## Results", "", "Mean ± standard deviation over splits "
               f"({_split_text(result)}).", "", markdown_table(display_frame(result)), ""]
-    extra = [m for m in result.metrics if m not in COMPACT_METRICS]
+    shown = set(display_frame(result).columns)
+    extra = [m for m in result.metrics if m not in shown]
     if extra:
         parts += ["### Other metrics", "", markdown_table(display_frame(result, extra)), ""]
     if images:

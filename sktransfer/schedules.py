@@ -89,6 +89,10 @@ def _cos_ramp(t: float) -> float:
     return 0.5 * (1.0 - math.cos(math.pi * min(max(t, 0.0), 1.0)))
 
 
+#: Key of an optimizer parameter group holding the rate it was built with.
+_BASE_LR = "sktransfer_base_lr"
+
+
 class BatchLRSchedule(LRScheduler):
     """skorch ``LRScheduler`` with a :class:`ScheduleFactor`, stepped after every batch.
 
@@ -97,7 +101,7 @@ class BatchLRSchedule(LRScheduler):
     callback counts the training batches of one epoch from the net's own train split and
     plans ``net.max_epochs`` epochs of them from the rates the optimizer was built with,
     so each run gets its own warmup and decay. ``partial_fit`` calls (one epoch each)
-    walk through one such schedule, planned by the first of them, then start another.
+    walk through one such schedule, epoch by epoch, then start another.
 
     Parameters
     ----------
@@ -120,27 +124,26 @@ class BatchLRSchedule(LRScheduler):
         self.warmup = warmup
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        scheduler = getattr(self, "lr_scheduler_", None)
+        batches = _batches_per_epoch(net, X, y)
+        epochs = int(net.max_epochs)
+        # partial_fit (one epoch per call): call k is epoch k of one schedule of
+        # max_epochs epochs, sized by its own chunk's batches, so chunks of any size follow
+        # the same curve; after max_epochs calls the next starts another. Any other run
+        # (a fit, a continued fit, LP-FT's second stage) runs a whole schedule.
         partial = bool(getattr(net, "continue_schedule_", False))
-        if (partial and getattr(self, "partial_run_", False) and scheduler is not None
-                and scheduler.last_epoch < self.factor_.total_steps):
-            # partial_fit: each call is the next epoch of the schedule of max_epochs epochs
-            # the first call started; once that has run, the next call starts a new one
-            if scheduler.optimizer is not net.optimizer_:  # a pickled or copied net
-                self.lr_scheduler_ = LambdaLR(net.optimizer_, lr_lambda=self.factor_,
-                                              last_epoch=scheduler.last_epoch - 1)
-            return
-        self.partial_run_ = partial  # a fit's schedule (even cut short) is not continued
-        steps = _batches_per_epoch(net, X, y) * int(net.max_epochs)
+        done = getattr(self, "partial_epochs_", 0) if partial else 0
+        done = 0 if done >= epochs else done
+        self.partial_epochs_ = done + 1 if partial else 0
+        steps = batches * epochs
         factor = ScheduleFactor(self.kind, steps, round(float(self.warmup) * steps))
         for group in net.optimizer_.param_groups:
-            # Each training run (a fit, a continued fit, LP-FT's second stage) runs the
-            # whole schedule from the rates its optimizer was built with, kept in the
-            # group itself (it travels with the optimizer's state dict): a continued fit
-            # would otherwise start from where the last schedule ended, near zero.
+            # from the rates the optimizer was built with, kept in the group itself (it
+            # travels with the optimizer's state dict): a continued fit would otherwise
+            # start from where the last schedule ended, near zero
             group.setdefault(_BASE_LR, group["lr"])
             group["lr"] = group["initial_lr"] = group[_BASE_LR]
-        self.lr_scheduler_ = LambdaLR(net.optimizer_, lr_lambda=factor)
+        self.lr_scheduler_ = LambdaLR(net.optimizer_, lr_lambda=factor,
+                                      last_epoch=done * batches - 1 if done else -1)
         self.factor_ = factor
         self.batch_idx_ = 0
 
@@ -151,10 +154,6 @@ class BatchLRSchedule(LRScheduler):
         group = net.optimizer_.param_groups[-1]
         taken = self.lr_scheduler_.last_epoch  # LambdaLR counts steps as "epochs"
         net.history.record("lr", group["initial_lr"] * self.factor_(max(taken - 1, 0)))
-
-
-#: Key of an optimizer parameter group holding the rate it was built with.
-_BASE_LR = "sktransfer_base_lr"
 
 
 class RecordLR(Callback):

@@ -278,6 +278,12 @@ def test_regression_and_custom_scoring_results_print_and_report(tmp_path):
     assert "Best by r2: ridge" in text and "neg_mean_absolute_error" in text
     names = [p.name for p in save_report(res, tmp_path / "reg")]
     assert "confusion_matrices.png" not in names and "report.md" in names
+    report = (tmp_path / "reg" / "report.md").read_text()
+    assert report.count("neg_mean_absolute_error") == report.count("| ridge ") == 1
+    from sktransfer.report import plot_confusion_matrices
+
+    with pytest.raises(ValueError, match="no confusion matrices: its models are regressors"):
+        plot_confusion_matrices(res)
     # a classification scored without balanced accuracy ranks by its first metric
     labels = (y > y.mean()).astype(int)
     res = compare({"lr": LogisticRegression()}, X, labels, cv=2, scoring=["accuracy", "f1"])

@@ -230,7 +230,7 @@ def test_mistaken_settings_name_what_to_do(blobs, tiny_images):
     images, labels = tiny_images
     with pytest.raises(ValueError, match="mlp backbone takes tabular data.*image backbone"):
         TransferClassifier("mlp", max_epochs=1).fit(images, labels)
-    with pytest.raises(ValueError, match="hidden must be a sequence of layer widths"):
+    with pytest.raises(ValueError, match="hidden must be an int or a sequence of ints"):
         TransferClassifier(backbone_kwargs={"hidden": "wide"}, max_epochs=1).fit(X, y)
     # an int is one hidden layer, as in scikit-learn's MLPClassifier
     clf = TransferClassifier(backbone_kwargs={"hidden": 8}, max_epochs=1).fit(X, y)

@@ -311,11 +311,11 @@ def test_continued_fit_compares_settings_by_value_and_in_place(blobs):
     assert clf.net_ is net  # the same values: nothing rebuilt
     from sktransfer.freeze import FreezeLast
 
-    clf.set_params(freeze=FreezeLast(1)).fit(X, y)
-    policy = clf.freeze.__class__
+    clf.set_params(freeze=FreezeLast(1)).fit(X, y)  # "last:1" spelt another way
+    assert clf.net_ is net
     trained = sum(p.requires_grad for p in clf.net_.module_.backbone.parameters())
     clf.set_params(freeze__k=2).fit(X, y)  # a change inside the policy object counts
-    assert clf.freeze.__class__ is policy
+    assert clf.net_ is not net
     assert sum(p.requires_grad for p in clf.net_.module_.backbone.parameters()) > trained
     clf.set_params(verbose=1)
     clf.fit(X, y)
@@ -333,13 +333,15 @@ def test_a_failed_continued_fit_leaves_the_fitted_network_as_it_was(blobs):
     source = TransferClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
     clf = TransferClassifier(source.export_backbone(), freeze="backbone", max_epochs=1,
                              random_state=0).fit(X, y)
+    before = [p.detach().clone() for p in clf.net_.module_.parameters()]
     clf.set_params(warm_start=True, freeze="none", callbacks=[("fails", Fails())])
     with pytest.raises(RuntimeError, match="stop"):
         clf.fit(X, y)
     assert not any(p.requires_grad for p in clf.net_.module_.backbone.parameters())
-    before = [p.detach().clone() for p in clf.net_.module_.backbone.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(before, clf.net_.module_.parameters()))
     clf.set_params(freeze="backbone", callbacks=None).fit(X, y)
-    assert all(torch.equal(a, b) for a, b in zip(before, clf.net_.module_.backbone.parameters()))
+    backbone = list(clf.net_.module_.backbone.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, backbone))  # still frozen
     assert clf.feature_cache_used_
 
 
@@ -350,13 +352,16 @@ def test_a_diverged_continued_fit_keeps_the_model_it_continued(blobs):
     clf = TransferClassifier(**{**FAST, "max_epochs": 2}, warm_start=True).fit(X, y)
     before = clf.predict_proba(X)
     net = clf.net_
+    moments = {k: {n: v.clone() for n, v in state.items()}
+               for k, state in net.optimizer_.state_dict()["state"].items()}
     for group in net.optimizer_.param_groups:  # the same settings, a net that diverges
         group["lr"] = 1e30
     with pytest.raises(TrainingDivergedError, match="keeps the model it continued"):
         clf.fit(X, y)
     assert clf.net_ is net and len(net.history) == 2
     np.testing.assert_allclose(clf.predict_proba(X), before)
-    assert net.optimizer_.param_groups[0]["lr"] == 1e30  # the optimizer as it was, too
+    for k, state in net.optimizer_.state_dict()["state"].items():  # Adam's moments too
+        assert all(torch.equal(v, moments[k][n]) for n, v in state.items())
     clf.set_params(optimizer="sgd", lr=1e30)  # changed settings: a rebuilt net diverges
     with pytest.raises(TrainingDivergedError, match="keeps the model it continued"):
         clf.fit(X, y)
@@ -366,7 +371,7 @@ def test_a_diverged_continued_fit_keeps_the_model_it_continued(blobs):
 
 def test_partial_fit_refuses_a_two_stage_policy_on_its_first_call(blobs):
     X, y = blobs
-    with pytest.raises(ValueError, match="partial_fit trains one epoch per call.*"
+    with pytest.raises(ValueError, match="which partial_fit cannot run.*"
                                          "set_params\\(freeze='none'\\)"):
         TransferClassifier(**FAST, freeze="gradual:1").partial_fit(X, y, classes=[0, 1, 2])
 
@@ -397,7 +402,19 @@ def test_continued_fits_run_their_schedule_and_keep_the_l2sp_start(blobs):
     copied = pickle.loads(pickle.dumps(again))
     again.partial_fit(X, y)
     copied.partial_fit(X, y)
+    rate = again.net_.optimizer_.param_groups[0]["lr"]  # the rate the optimizer holds
+    assert copied.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(rate)
     assert copied.history_["lr"].tolist() == pytest.approx(again.history_["lr"].tolist())
+    # a small first chunk does not cut the schedule short for bigger ones after it
+    chunks = TransferClassifier(**{**FAST, "max_epochs": 3}, lr_schedule="cosine",
+                                warmup=0.0, batch_size=10)
+    chunks.partial_fit(X[:30], y[:30], classes=[0, 1, 2])
+    chunks.partial_fit(X, y)
+    from sktransfer.schedules import ScheduleFactor
+
+    b = -(-len(X) // 10)  # the second call's batches: it trains at epoch 2's rates
+    expected = FAST["lr"] * ScheduleFactor("cosine", 3 * b)(2 * b - 1)
+    assert chunks.history_["lr"].iloc[1] == pytest.approx(expected) and expected > 0
     # after a fit without warm_start, the continued fit anchors L2-SP where it starts
     cold = TransferClassifier(source.export_backbone(), freeze="none", l2sp=0.1,
                               max_epochs=1, random_state=0).fit(X, y)
@@ -414,6 +431,21 @@ def test_a_fitted_lp_ft_model_continues_with_everything_trained(blobs):
     clf.set_params(lr=5e-4, max_epochs=1).fit(X, y)  # a changed rate, the same policy
     assert all(p.requires_grad for p in clf.net_.module_.parameters())
     assert len(clf.history_) == 5
+
+
+def test_continued_fit_follows_verbose_and_equal_policy_spellings(blobs):
+    X, y = blobs
+    source = TransferClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    clf = TransferClassifier(source.export_backbone(), freeze="gradual", max_epochs=4,
+                             verbose=2, warm_start=True, random_state=0).fit(X, y)
+    net = clf.net_
+    assert "progress" in dict(net.callbacks_)
+    clf.set_params(freeze="gradual:3", verbose=0, max_epochs=1).fit(X, y)  # the same policy
+    assert clf.net_ is net and "progress" not in dict(net.callbacks_) and net.verbose == 0
+    plain = TransferClassifier(**FAST, freeze=None, warm_start=True).fit(X, y)
+    net = plain.net_
+    plain.set_params(freeze="none").fit(X, y)
+    assert plain.net_ is net
 
 
 # ---------------------------------------------------------------- partial_fit

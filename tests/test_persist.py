@@ -50,6 +50,21 @@ def test_class_weight_round_trips(tmp_path, blobs, class_weight):
         loaded.fit(X, y)
 
 
+def test_settings_changed_before_save_apply_after_load(tmp_path, blobs):
+    X, y = blobs
+    src = TransferClassifier(**FAST).fit(X, y)
+    clf = TransferClassifier(src.export_backbone(), freeze="last:1", max_epochs=1,
+                             random_state=0).fit(X, y)
+    clf.set_params(freeze="none")  # after fit, before save
+    loaded = _roundtrip(clf, tmp_path)
+    loaded.set_params(warm_start=True).fit(X, y)
+    assert all(p.requires_grad for p in loaded.net_.module_.parameters())
+    # a network setting changed before save cannot describe the saved weights
+    clf.set_params(backbone_kwargs={"hidden": (4,)})
+    with pytest.raises(ValueError, match="cannot save: .*backbone_kwargs was"):
+        sktransfer.save(clf, tmp_path / "other.skt")
+
+
 def test_transferred_model_keeps_its_source_backbone_and_policy(tmp_path, blobs):
     X, y = blobs
     src = TransferClassifier(**FAST).fit(X, y)

@@ -71,7 +71,7 @@ def markdown_to_rst(markdown: str) -> str:
     table: list[list[str]] = []
     for line in [*markdown.splitlines(), ""]:
         if fence is None and line.lstrip().startswith("|"):  # a row of a pipe table
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            cells = _table_cells(line)
             if not all(re.fullmatch(r":?-{3,}:?", c) for c in cells):  # not the rule
                 table.append(cells)
             continue
@@ -106,11 +106,27 @@ def markdown_to_rst(markdown: str) -> str:
     return "\n".join(out).strip() + "\n"
 
 
+def _table_cells(line: str) -> list[str]:
+    """The cells of a pipe-table row; a ``|`` inside inline code is not a separator."""
+    cells, cell, code = [], "", False
+    for char in line.strip().removeprefix("|").removesuffix("|"):
+        if char == "`":
+            code = not code
+        if char == "|" and not code:
+            cells.append(cell.strip())
+            cell = ""
+        else:
+            cell += char
+    return [*cells, cell.strip()]
+
+
 def _list_table(rows: list[list[str]]) -> list[str]:
-    """A Markdown pipe table (header row first) as a reST ``list-table``."""
+    """A Markdown pipe table (header row first) as a reST ``list-table``; short rows are
+    padded with empty cells, as Markdown renders them."""
+    width = max(len(row) for row in rows)
     lines = ["", ".. list-table::", "   :header-rows: 1", ""]
     for row in rows:
-        for i, cell in enumerate(row):
+        for i, cell in enumerate([*row, *[""] * (width - len(row))]):
             lines.append(f"   {'*' if i == 0 else ' '} - {_inline_md_to_rst(cell)}".rstrip())
     return [*lines, ""]
 

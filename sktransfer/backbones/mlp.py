@@ -49,17 +49,7 @@ def mlp(
         )
     if input_shape is None or len(input_shape) != 1:
         raise ValueError(f"the mlp backbone needs input_shape=(n_features,), got {input_shape}")
-    if isinstance(hidden, Integral) and not isinstance(hidden, bool):
-        hidden = (hidden,)
-    try:
-        if isinstance(hidden, (str, bytes, bool)) or not all(
-                isinstance(h, Integral) and not isinstance(h, bool) for h in hidden):
-            raise TypeError
-        hidden = tuple(int(h) for h in hidden)
-    except TypeError:
-        raise ValueError(
-            f"hidden must be a sequence of layer widths, e.g. (256, 128), got {hidden!r}"
-        ) from None
+    hidden = _layer_widths(hidden)
     if not hidden or min(hidden) < 1:
         raise ValueError(f"hidden must be a non-empty sequence of positive sizes, got {hidden}")
     layers: list[nn.Module] = []
@@ -86,3 +76,20 @@ def mlp(
             )
         load_weights_into(backbone, load_state_dict_file(weights), source=str(weights))
     return backbone
+
+
+def _layer_widths(hidden) -> tuple[int, ...]:
+    """``hidden`` as a tuple of layer widths: an int is one layer (as in scikit-learn's
+    ``MLPClassifier``), a sequence of ints one per layer; anything else is refused."""
+    if isinstance(hidden, Integral) and not isinstance(hidden, bool):
+        return (int(hidden),)
+    if not isinstance(hidden, (str, bytes, bool)):
+        try:
+            if all(isinstance(h, Integral) and not isinstance(h, bool) for h in hidden):
+                return tuple(int(h) for h in hidden)
+        except TypeError:  # not iterable
+            pass
+    raise ValueError(
+        f"hidden must be an int or a sequence of ints (layer widths, e.g. (256, 128)), got "
+        f"{hidden!r}"
+    )

@@ -138,16 +138,19 @@ def load_gas_drift(
     data : :class:`~sklearn.utils.Bunch`
         Dictionary-like object with the following attributes.
 
-        data : ndarray of shape (n_samples, 128), dtype float64
-            The features, exactly the values of the UCI files.
-        target : ndarray of shape (n_samples,), dtype int64
+        data : ndarray of shape (n_samples, 128), dtype float64, or DataFrame
+            The features, exactly the values of the UCI files (a DataFrame with
+            ``as_frame=True``).
+        target : ndarray of shape (n_samples,), dtype int64, or Series
             The gas, 0 to 5 (an index into ``target_names``).
         target_names : list of str
             The gas names, :data:`GAS_NAMES`.
         batch : ndarray of shape (n_samples,), dtype int64
-            The batch (1 to 6) of each row.
+            The batch (1 to 6) of each row. A Series with ``as_frame=True``.
         feature_names : list of str
             ``s01_dR`` ... ``s16_ema_decay_1e-1``: sensor number and feature.
+        frame : DataFrame or None
+            With ``as_frame=True``: ``data``, ``target`` and ``batch`` side by side.
         DESCR : str
             Description of the data set, with its source and licence.
 
@@ -274,9 +277,11 @@ def fetch_gas_drift(
         target_names : list of str
             The gas names, :data:`GAS_NAMES`.
         batch : ndarray of shape (n_samples,), dtype int64
-            The batch (1 to 10) of each row.
+            The batch (1 to 10) of each row. A Series with ``as_frame=True``.
         feature_names : list of str
             ``s01_dR`` ... ``s16_ema_decay_1e-1``: sensor number and feature.
+        frame : DataFrame or None
+            With ``as_frame=True``: ``data``, ``target`` and ``batch`` side by side.
         DESCR : str
             Description of the data set, with its source and licence.
 

@@ -915,10 +915,11 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                        "validation_fraction", "weight_interpolation", "accelerator",
                        "head_solver", "head_C")
 
-    def _changed_since_fit(self) -> list[str]:
+    def _changed_since_fit(self, saving: bool = False) -> list[str]:
         """Training parameters changed (``set_params``) since the network was last fitted.
 
-        Raises for a changed network parameter: the fitted weights belong to the old one.
+        Raises for a changed network parameter: the fitted weights belong to the old one
+        (``saving``: the message is that of :func:`sktransfer.save`).
         """
         before = getattr(self, "_fit_params_", None)
         if before is None:  # fitted by an older version, or loaded without it
@@ -930,6 +931,11 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             params = self.get_params(deep=False)
             detail = "; ".join(f"{k} was {before[k]!r}, is now {params[k]!r}"
                                for k in network)
+            if saving:
+                raise ValueError(
+                    f"cannot save: {detail} since fit, and the file must rebuild the fitted "
+                    "network from its parameters; set it back, or fit again first"
+                )
             raise ValueError(
                 f"warm_start/partial_fit continue the fitted network, but {detail}. The "
                 "network's weights belong to the old setting: set it back, or set "

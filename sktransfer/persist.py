@@ -236,12 +236,17 @@ def save(estimator, path: str | os.PathLike) -> Path:
         raise ValueError(f"this {name} is not fitted yet: call fit before save")
     changed: list[str] = []
     if hasattr(estimator, "_changed_since_fit") and hasattr(estimator, "net_"):
-        try:  # settings changed by set_params since fit: a continued fit applies them
-            changed = [k for k in estimator._changed_since_fit() if k != "callbacks"]
-        except ValueError as exc:  # a network setting: the file could not rebuild it
-            raise ValueError(
-                f"cannot save: {exc}. The saved parameters must describe the saved network"
-            ) from None
+        # settings changed by set_params since fit (a continued fit applies them); a
+        # changed network setting, or a freeze value that names no policy, is refused
+        try:
+            changed = [k for k in estimator._changed_since_fit(saving=True)
+                       if k != "callbacks"]
+        except (TypeError, ImportError) as exc:
+            raise type(exc)(f"cannot save: {exc}") from None
+        except ValueError as exc:
+            message = str(exc)
+            raise ValueError(message if message.startswith("cannot save")
+                             else f"cannot save: {message}") from None
     tensors: dict[str, torch.Tensor] = {}
     params = estimator.get_params(deep=False)
     if params.get("callbacks"):

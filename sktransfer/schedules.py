@@ -92,6 +92,9 @@ def _cos_ramp(t: float) -> float:
 #: Key of an optimizer parameter group holding the rate it was built with.
 _BASE_LR = "sktransfer_base_lr"
 
+#: History key marking an epoch trained by a ``partial_fit`` call under a schedule.
+PARTIAL_EPOCH = "partial_fit_epoch"
+
 
 class BatchLRSchedule(LRScheduler):
     """skorch ``LRScheduler`` with a :class:`ScheduleFactor`, stepped after every batch.
@@ -130,10 +133,12 @@ class BatchLRSchedule(LRScheduler):
         # max_epochs epochs, sized by its own chunk's batches, so chunks of any size follow
         # the same curve; after max_epochs calls the next starts another. Any other run
         # (a fit, a continued fit, LP-FT's second stage) runs a whole schedule.
+        # The position is read from the history (its partial_fit epochs since the last
+        # other run), which travels with every copy of the model: pickles, save/load, a
+        # net rebuilt for changed settings, a failed call rolled back.
         partial = bool(getattr(net, "continue_schedule_", False))
-        done = getattr(self, "partial_epochs_", 0) if partial else 0
-        done = 0 if done >= epochs else done
-        self.partial_epochs_ = done + 1 if partial else 0
+        self.partial_run_ = partial
+        done = _trailing_partial_epochs(net.history) % epochs if partial else 0
         steps = batches * epochs
         factor = ScheduleFactor(self.kind, steps, round(float(self.warmup) * steps))
         for group in net.optimizer_.param_groups:
@@ -148,6 +153,8 @@ class BatchLRSchedule(LRScheduler):
         self.batch_idx_ = 0
 
     def on_epoch_end(self, net, **kwargs):
+        if getattr(self, "partial_run_", False):
+            net.history.record(PARTIAL_EPOCH, True)
         # the head's rate at the epoch's last step (skorch puts parameters no pattern
         # names, the head, last). The optimizer already holds the next step's rate, so
         # the rate used is computed from the schedule's factor of the step taken.
@@ -161,6 +168,16 @@ class RecordLR(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         net.history.record("lr", net.optimizer_.param_groups[-1]["lr"])
+
+
+def _trailing_partial_epochs(history) -> int:
+    """Epochs at the end of ``history`` trained by partial_fit calls in a row."""
+    count = 0
+    for row in reversed(history):
+        if not row.get(PARTIAL_EPOCH):
+            break
+        count += 1
+    return count
 
 
 def _batches_per_epoch(net, X, y) -> int:

@@ -29,3 +29,8 @@ def test_pipe_tables_become_list_tables(ext):
     assert "   * - ``a|b`` in code\n     - raised\n     - ``fixed``" in rst
     assert "   * - short row\n     -\n     -" in rst  # padded to the header's width
     assert "---" not in rst and rst.rstrip().endswith("after")
+
+
+def test_table_cells_read_escaped_pipes_and_code_spans(ext):
+    assert ext._table_cells(r"| a \| b | c |") == ["a | b", "c"]
+    assert ext._table_cells("| ``x|y`` | `p|q` | z |") == ["``x|y``", "`p|q`", "z"]

@@ -415,6 +415,25 @@ def test_continued_fits_run_their_schedule_and_keep_the_l2sp_start(blobs):
     b = -(-len(X) // 10)  # the second call's batches: it trains at epoch 2's rates
     expected = FAST["lr"] * ScheduleFactor("cosine", 3 * b)(2 * b - 1)
     assert chunks.history_["lr"].iloc[1] == pytest.approx(expected) and expected > 0
+    # a call that fails is rolled back, its epoch of the schedule with it
+    from skorch.callbacks import Callback
+
+    class FailsOnce(Callback):
+        armed = True
+
+        def on_epoch_end(self, net, **kwargs):
+            if FailsOnce.armed:
+                FailsOnce.armed = False
+                raise RuntimeError("once")
+
+    retried = TransferClassifier(**{**FAST, "max_epochs": 3}, lr_schedule="cosine",
+                                 warmup=0.0, batch_size=30)
+    retried.partial_fit(X, y, classes=[0, 1, 2])
+    retried.set_params(callbacks=[("fails", FailsOnce())])
+    with pytest.raises(RuntimeError, match="once"):
+        retried.partial_fit(X, y)
+    retried.partial_fit(X, y)
+    assert retried.history_["lr"].tolist() == pytest.approx(lrs[:2])
     # after a fit without warm_start, the continued fit anchors L2-SP where it starts
     cold = TransferClassifier(source.export_backbone(), freeze="none", l2sp=0.1,
                               max_epochs=1, random_state=0).fit(X, y)

@@ -61,8 +61,21 @@ def test_settings_changed_before_save_apply_after_load(tmp_path, blobs):
     assert all(p.requires_grad for p in loaded.net_.module_.parameters())
     # a network setting changed before save cannot describe the saved weights
     clf.set_params(backbone_kwargs={"hidden": (4,)})
-    with pytest.raises(ValueError, match="cannot save: .*backbone_kwargs was"):
+    with pytest.raises(ValueError, match="cannot save: backbone_kwargs was .* since fit"):
         sktransfer.save(clf, tmp_path / "other.skt")
+    clf.set_params(backbone_kwargs=None, freeze="bogus")
+    with pytest.raises(ValueError, match="cannot save: unknown freeze policy 'bogus'"):
+        sktransfer.save(clf, tmp_path / "other.skt")
+
+
+def test_a_loaded_model_goes_on_with_its_partial_fit_schedule(tmp_path, blobs):
+    X, y = blobs
+    clf = TransferClassifier(**{**FAST, "max_epochs": 4}, lr_schedule="cosine", warmup=0.0)
+    clf.partial_fit(X, y, classes=[0, 1, 2]).partial_fit(X, y)
+    loaded = _roundtrip(clf, tmp_path)
+    clf.partial_fit(X, y)
+    loaded.partial_fit(X, y)
+    assert loaded.history_["lr"].tolist() == pytest.approx(clf.history_["lr"].tolist())
 
 
 def test_transferred_model_keeps_its_source_backbone_and_policy(tmp_path, blobs):

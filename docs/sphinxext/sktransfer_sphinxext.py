@@ -107,26 +107,39 @@ def markdown_to_rst(markdown: str) -> str:
 
 
 def _table_cells(line: str) -> list[str]:
-    """The cells of a pipe-table row; a ``|`` inside inline code is not a separator."""
-    cells, cell, code = [], "", False
-    for char in line.strip().removeprefix("|").removesuffix("|"):
-        if char == "`":
-            code = not code
-        if char == "|" and not code:
+    """The cells of a pipe-table row, as GitHub reads them: ``\\|`` is a literal pipe,
+    and a ``|`` inside inline code (a run of backticks closed by an equal run) is not
+    a separator."""
+    text = line.strip().removeprefix("|")
+    if text.endswith("|") and not text.endswith("\\|"):
+        text = text[:-1]
+    cells, cell, fence, i = [], "", 0, 0
+    while i < len(text):
+        if text[i] == "`":
+            run = len(text[i:]) - len(text[i:].lstrip("`"))
+            fence = run if not fence else (0 if run == fence else fence)
+            cell, i = cell + "`" * run, i + run
+            continue
+        if text.startswith("\\|", i):
+            cell, i = cell + "|", i + 2
+            continue
+        if text[i] == "|" and not fence:
             cells.append(cell.strip())
             cell = ""
         else:
-            cell += char
+            cell += text[i]
+        i += 1
     return [*cells, cell.strip()]
 
 
 def _list_table(rows: list[list[str]]) -> list[str]:
-    """A Markdown pipe table (header row first) as a reST ``list-table``; short rows are
-    padded with empty cells, as Markdown renders them."""
-    width = max(len(row) for row in rows)
+    """A Markdown pipe table (header row first) as a reST ``list-table``; rows take the
+    header's width, short ones padded with empty cells and long ones cut, as GitHub
+    renders them."""
+    width = len(rows[0])
     lines = ["", ".. list-table::", "   :header-rows: 1", ""]
     for row in rows:
-        for i, cell in enumerate([*row, *[""] * (width - len(row))]):
+        for i, cell in enumerate([*row, *[""] * (width - len(row))][:width]):
             lines.append(f"   {'*' if i == 0 else ' '} - {_inline_md_to_rst(cell)}".rstrip())
     return [*lines, ""]
 

@@ -716,7 +716,18 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     @scoped_threads
     def _fit(self, X, y, sample_weight=None, *, partial: bool = False, classes=None):
-        """Fit (``partial=False``) or train one more epoch (``partial=True``)."""
+        """Fit (``partial=False``) or train one more epoch (``partial=True``); a call that
+        raises leaves the estimator as it was, its fitted attributes included (a refused
+        refit must not pair the old network with the new classes or target scaling)."""
+        attributes = dict(vars(self))
+        try:
+            return self._fit_steps(X, y, sample_weight, partial=partial, classes=classes)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(attributes)
+            raise
+
+    def _fit_steps(self, X, y, sample_weight=None, *, partial: bool = False, classes=None):
         self._validate_more()
         continuing = self._continues(partial)
         if continuing:
@@ -861,6 +872,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 net.head_only = use_cache
                 n_before = len(net.history) if continuing else 0
                 net.continue_schedule_ = partial  # see BatchLRSchedule.on_train_begin
+                net.max_epochs = int(self.max_epochs)  # the schedule's length, set_params too
                 if partial:
                     net.train_split = None
                     with _early_stopping_paused(net):
@@ -868,12 +880,14 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 elif continuing:
                     net.train_split = (HoldOut(fraction, seed, stratify=self._stratify)
                                        if fraction else None)
-                    net.max_epochs = int(self.max_epochs)
+                    for name, callback in net.callbacks_:  # a net first built without a
+                        if name == "early_stopping":       # hold-out watched train_loss
+                            callback.monitor = "valid_loss" if fraction else "train_loss"
                     net.partial_fit(dataset, y_enc)
                 elif not self._fit_head_exactly(net, dataset, use_cache):
                     net.fit(dataset, y_enc)
                 stages_ = [*getattr(self, "stages_", [])] if continuing else []
-                stages_.append({"stage": "train", "epochs": int(self.max_epochs),
+                stages_.append({"stage": "train", "epochs": 1 if partial else int(self.max_epochs),
                                 "cached_features": use_cache,
                                 "epochs_run": len(net.history) - n_before})
             on_error.pop_all()  # trained: nothing to put back

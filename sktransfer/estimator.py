@@ -206,8 +206,10 @@ default=False
         ``weights``, ``head``, ``backbone_kwargs``, ``input_shape``, ``image_size``)
         cannot change. Each continued fit runs its whole learning-rate schedule; L2-SP
         pulls toward the weights the first fit started from when ``warm_start`` was
-        already True then (they are kept), else toward those the continued fit starts
-        from. A continued fit that fails leaves the model as it was. See also
+        already True then (they are kept, in pickles too), else toward those the
+        continued fit starts from. A model read by :func:`sktransfer.load` holds weights
+        only: it continues with a new optimizer (no moments) and L2-SP toward its loaded
+        weights. A fit that fails leaves the model as it was. See also
         :meth:`partial_fit`.
     tta : bool or {"flip", "flip_translate"}, default=False
         Test-time augmentation for images: predictions average those of each image and

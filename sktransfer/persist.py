@@ -333,6 +333,8 @@ def _fitted_attributes(est, tensors: dict) -> dict:
         out["feature_cache_used_"] = bool(est.feature_cache_used_)
         out["freeze_policy_"] = _encode_param("freeze", est.freeze_policy_, tensors)
         out["history"] = json.loads(json.dumps(est.net_.history.to_list(), default=_plain))
+        # which layers train now (a fitted LP-FT model is past its frozen head stage)
+        out["trainable"] = [bool(p.requires_grad) for p in est.net_.module_.parameters()]
     if hasattr(est, "classes_"):
         out["classes_"] = _array(np.asarray(est.classes_))
     if hasattr(est, "n_outputs_"):
@@ -468,6 +470,15 @@ def _restore(est, fitted: dict, state: dict, tensors: dict) -> None:
             policy = _decode_param(fitted["freeze_policy_"], tensors)
             network = builder._build_network(inputs, policy, device)
             _load_state(network, state)
+            trainable = fitted.get("trainable")  # absent from files of earlier versions
+            if trainable is not None:
+                params = list(network.parameters())
+                if len(trainable) != len(params):
+                    raise ValueError(f"'trainable' names {len(trainable)} parameters, the "
+                                     f"network has {len(params)}")
+                for param, flag in zip(params, trainable):
+                    param.requires_grad_(bool(flag))
+                network.set_trainable([], True)  # refresh the layers kept in eval mode
             amp_dtype = resolve_amp(est.mixed_precision, device)
             recipe = est._training_recipe(network, policy)
             net = est._make_net(network, policy, 0, device, amp_dtype, None, recipe)

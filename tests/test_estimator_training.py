@@ -467,6 +467,39 @@ def test_continued_fit_follows_verbose_and_equal_policy_spellings(blobs):
     assert plain.net_ is net
 
 
+def test_a_refused_refit_leaves_the_fitted_model_as_it_was(blobs):
+    X, y = blobs
+    clf = TransferClassifier(**FAST).fit(X, y)
+    before = clf.predict(X)
+    with pytest.raises(ValueError):
+        clf.fit(X, np.array(["c", "b", "a"])[y], sample_weight=-np.ones(len(y)))
+    assert list(clf.classes_) == [0, 1, 2]
+    np.testing.assert_array_equal(clf.predict(X), before)
+    fresh = TransferClassifier(**FAST)
+    with pytest.raises(ValueError):
+        fresh.fit(X, y, sample_weight=-np.ones(len(y)))
+    assert not hasattr(fresh, "classes_") and not hasattr(fresh, "net_")
+
+
+def test_continued_fit_watches_the_hold_out_it_now_has(blobs):
+    X, y = blobs
+    clf = TransferClassifier(**{**FAST, "max_epochs": 3}, early_stopping=2)
+    clf.partial_fit(X, y, classes=[0, 1, 2])  # built without a hold-out
+    clf.set_params(warm_start=True).fit(X, y)
+    assert dict(clf.net_.callbacks_)["early_stopping"].monitor == "valid_loss"
+    # set_params(max_epochs=...) between partial_fit calls sets the schedule's length
+    part = TransferClassifier(**{**FAST, "max_epochs": 3}, lr_schedule="cosine", warmup=0.0,
+                              batch_size=30).partial_fit(X, y, classes=[0, 1, 2])
+    part.set_params(max_epochs=6)
+    for _ in range(5):
+        part.partial_fit(X, y)
+    fresh = TransferClassifier(**{**FAST, "max_epochs": 6}, lr_schedule="cosine",
+                               warmup=0.0, batch_size=30)
+    for _ in range(6):
+        fresh.partial_fit(X, y, classes=[0, 1, 2])
+    assert part.history_["lr"].tolist()[1:] == pytest.approx(fresh.history_["lr"].tolist()[1:])
+
+
 # ---------------------------------------------------------------- partial_fit
 def test_partial_fit_trains_one_epoch_per_call(blobs):
     X, y = blobs

@@ -68,6 +68,16 @@ def test_settings_changed_before_save_apply_after_load(tmp_path, blobs):
         sktransfer.save(clf, tmp_path / "other.skt")
 
 
+def test_a_loaded_lp_ft_model_keeps_its_backbone_unfrozen(tmp_path, blobs):
+    X, y = blobs
+    src = TransferClassifier(**FAST).fit(X, y)
+    clf = TransferClassifier(src.export_backbone(), freeze="gradual:1", max_epochs=3,
+                             random_state=0).fit(X, y)
+    assert all(p.requires_grad for p in clf.net_.module_.parameters())
+    loaded = _roundtrip(clf, tmp_path)
+    assert all(p.requires_grad for p in loaded.net_.module_.parameters())
+
+
 def test_a_loaded_model_goes_on_with_its_partial_fit_schedule(tmp_path, blobs):
     X, y = blobs
     clf = TransferClassifier(**{**FAST, "max_epochs": 4}, lr_schedule="cosine", warmup=0.0)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import inspect
 import logging
 import math
@@ -95,6 +96,25 @@ DEFAULT_EARLY_STOPPING_FRACTION = 0.1
 _DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 #: names of the callbacks the estimator adds itself
 _OWN_CALLBACKS = ("finite_loss", "train_acc", "early_stopping", "progress", "lr_schedule")
+
+
+def unchanged_on_error(method):
+    """A fitting method that raises leaves the estimator as it was, its fitted attributes
+    included: a refused refit must not pair the old network with new classes, columns or
+    target scaling, and a failed first fit leaves it unfitted. (A continued fit's
+    network, changed in place, is put back by ``_restorer``.)"""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        attributes = dict(vars(self))
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(attributes)
+            raise
+
+    return wrapper
 
 
 class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -715,19 +735,9 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         return hasattr(self, "net_") and (partial or bool(self.warm_start))
 
     @scoped_threads
+    @unchanged_on_error
     def _fit(self, X, y, sample_weight=None, *, partial: bool = False, classes=None):
-        """Fit (``partial=False``) or train one more epoch (``partial=True``); a call that
-        raises leaves the estimator as it was, its fitted attributes included (a refused
-        refit must not pair the old network with the new classes or target scaling)."""
-        attributes = dict(vars(self))
-        try:
-            return self._fit_steps(X, y, sample_weight, partial=partial, classes=classes)
-        except BaseException:
-            vars(self).clear()
-            vars(self).update(attributes)
-            raise
-
-    def _fit_steps(self, X, y, sample_weight=None, *, partial: bool = False, classes=None):
+        """Fit (``partial=False``) or train one more epoch (``partial=True``)."""
         self._validate_more()
         continuing = self._continues(partial)
         if continuing:

@@ -22,7 +22,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base_estimator import _run_batches, _TransferEstimatorBase
+from ._base_estimator import _run_batches, _TransferEstimatorBase, unchanged_on_error
 from ._training import resolve_amp, resolve_device
 from .cache import backbone_digest
 
@@ -159,6 +159,7 @@ class PretrainedEncoder(_TransferEstimatorBase):
         return "default" if by_name else None
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @unchanged_on_error
     def fit(self, X, y=None) -> PretrainedEncoder:
         """Build the frozen backbone for inputs like ``X``; ``y`` is ignored.
 

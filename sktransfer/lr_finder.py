@@ -30,6 +30,11 @@ class _LRSweep(Callback):
     kept: each group runs at ``its own base rate * lr_i / base_lr``.
     """
 
+    def __deepcopy__(self, memo):
+        # lr_find's own recorder: the estimator deep-copies its callbacks at fit, and the
+        # copy must record here, where lr_find reads it even when the fit raised
+        return self
+
     def __init__(self, start_lr, end_lr, num_iter, base_lr, smooth=0.05, diverge=4.0):
         self.start_lr = start_lr
         self.end_lr = end_lr
@@ -247,7 +252,7 @@ def lr_find(estimator, X, y, *, start_lr: float = 1e-7, end_lr: float = 10.0,
     except ValueError:
         # a diverged sweep may leave non-finite weights the estimator refuses to keep;
         # what the sweep recorded before that is the result
-        if not sweep.losses_:
+        if not getattr(sweep, "losses_", None):
             raise
     cb = _find_sweep(est) or sweep
     k = len(cb.losses_)

@@ -473,12 +473,16 @@ def _restore(est, fitted: dict, state: dict, tensors: dict) -> None:
             trainable = fitted.get("trainable")  # absent from files of earlier versions
             if trainable is not None:
                 params = list(network.parameters())
-                if len(trainable) != len(params):
-                    raise ValueError(f"'trainable' names {len(trainable)} parameters, the "
-                                     f"network has {len(params)}")
+                if (not isinstance(trainable, list) or len(trainable) != len(params)
+                        or not all(isinstance(flag, bool) for flag in trainable)):
+                    raise ValueError(f"'trainable' must be one true/false per parameter "
+                                     f"({len(params)}), got {str(trainable)[:80]}")
                 for param, flag in zip(params, trainable):
-                    param.requires_grad_(bool(flag))
+                    param.requires_grad_(flag)
                 network.set_trainable([], True)  # refresh the layers kept in eval mode
+            elif hasattr(policy, "unfreeze") and any(
+                    row.get("unfrozen") for row in fitted["history"]):
+                policy.unfreeze(network)  # an earlier file: its LP-FT fit had unfrozen
             amp_dtype = resolve_amp(est.mixed_precision, device)
             recipe = est._training_recipe(network, policy)
             net = est._make_net(network, policy, 0, device, amp_dtype, None, recipe)

@@ -481,6 +481,27 @@ def test_a_refused_refit_leaves_the_fitted_model_as_it_was(blobs):
     assert not hasattr(fresh, "classes_") and not hasattr(fresh, "net_")
 
 
+def test_a_refused_encoder_refit_and_a_failing_lr_sweep_leave_nothing_broken(blobs):
+    from skorch.callbacks import Callback
+
+    from sktransfer import PretrainedEncoder, lr_find
+
+    X, y = blobs
+    source = TransferClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    encoder = PretrainedEncoder(source.export_backbone()).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        encoder.fit(X[:, :4])
+    assert encoder.n_features_in_ == X.shape[1] and encoder.transform(X).shape[0] == len(X)
+
+    class Fails(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            raise ValueError("a user's callback failed")
+
+    result = lr_find(TransferClassifier(**FAST, batch_size=16, callbacks=[("f", Fails())]),
+                     X, y, num_iter=8)
+    assert len(result.lrs) == len(result.losses) > 0  # what the sweep recorded
+
+
 def test_continued_fit_watches_the_hold_out_it_now_has(blobs):
     X, y = blobs
     clf = TransferClassifier(**{**FAST, "max_epochs": 3}, early_stopping=2)

@@ -78,6 +78,28 @@ def test_a_loaded_lp_ft_model_keeps_its_backbone_unfrozen(tmp_path, blobs):
     assert all(p.requires_grad for p in loaded.net_.module_.parameters())
 
 
+def test_an_lp_ft_file_of_an_earlier_version_loads_unfrozen(tmp_path, blobs):
+    import json
+
+    import torch
+
+    from sktransfer.persist import _digest
+
+    X, y = blobs
+    src = TransferClassifier(**FAST).fit(X, y)
+    clf = TransferClassifier(src.export_backbone(), freeze="gradual:1", max_epochs=3,
+                             random_state=0).fit(X, y)
+    path = sktransfer.save(clf, tmp_path / "m.skt")
+    payload = torch.load(path, weights_only=True)
+    doc = json.loads(payload["json"])
+    del doc["fitted"]["trainable"]  # what files written before it held
+    payload["json"] = json.dumps(doc)
+    payload["sha256"] = _digest(payload["json"], payload["tensors"])
+    torch.save(payload, path)
+    loaded = sktransfer.load(path)
+    assert all(p.requires_grad for p in loaded.net_.module_.parameters())
+
+
 def test_a_loaded_model_goes_on_with_its_partial_fit_schedule(tmp_path, blobs):
     X, y = blobs
     clf = TransferClassifier(**{**FAST, "max_epochs": 4}, lr_schedule="cosine", warmup=0.0)

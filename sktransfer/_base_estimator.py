@@ -1041,6 +1041,9 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         augment, n_epochs = network.augment, len(net.history)
         optimizer = (_cpu_copy(net.optimizer_.state_dict())
                      if getattr(net, "optimizer_", None) is not None else None)
+        shuffler = getattr(net, "iterator_train__generator", None)
+        shuffle_state = (shuffler.generator.get_state()
+                         if isinstance(shuffler, SeededGenerator) else None)
 
         def restore() -> None:
             with torch.no_grad():
@@ -1052,6 +1055,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             del net.history[n_epochs:]
             if optimizer is not None:
                 net.optimizer_.load_state_dict(optimizer)
+            if shuffle_state is not None:  # the next call shuffles as this one would have
+                shuffler.generator.set_state(shuffle_state)
 
         return restore
 

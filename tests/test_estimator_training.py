@@ -354,6 +354,7 @@ def test_a_diverged_continued_fit_keeps_the_model_it_continued(blobs):
     net = clf.net_
     moments = {k: {n: v.clone() for n, v in state.items()}
                for k, state in net.optimizer_.state_dict()["state"].items()}
+    shuffle = net.iterator_train__generator.generator.get_state()  # and the shuffling
     for group in net.optimizer_.param_groups:  # the same settings, a net that diverges
         group["lr"] = 1e30
     with pytest.raises(TrainingDivergedError, match="keeps the model it continued"):
@@ -362,6 +363,7 @@ def test_a_diverged_continued_fit_keeps_the_model_it_continued(blobs):
     np.testing.assert_allclose(clf.predict_proba(X), before)
     for k, state in net.optimizer_.state_dict()["state"].items():  # Adam's moments too
         assert all(torch.equal(v, moments[k][n]) for n, v in state.items())
+    assert torch.equal(net.iterator_train__generator.generator.get_state(), shuffle)
     clf.set_params(optimizer="sgd", lr=1e30)  # changed settings: a rebuilt net diverges
     with pytest.raises(TrainingDivergedError, match="keeps the model it continued"):
         clf.fit(X, y)

@@ -806,9 +806,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                         net.set_l2sp_reference()  # dropped after a fit without warm_start
                 network = net.module_
             else:
-                policy = resolve_freeze_policy(self.freeze)
-                if hasattr(policy, "validate"):
-                    policy.validate()
+                policy = self._freeze_policy()
                 if hasattr(policy, "head_stage_epochs"):  # LP-FT: head first, then all
                     head_epochs = policy.head_stage_epochs(int(self.max_epochs))
                 if partial and head_epochs:
@@ -955,10 +953,10 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             params = self.get_params(deep=False)
             detail = "; ".join(f"{k} was {before[k]!r}, is now {params[k]!r}"
                                for k in network)
-            if saving:
+            if saving:  # (save puts "cannot save: " in front)
                 raise ValueError(
-                    f"cannot save: {detail} since fit, and the file must rebuild the fitted "
-                    "network from its parameters; set it back, or fit again first"
+                    f"{detail} since fit, and the file must rebuild the fitted network "
+                    "from its parameters; set it back, or fit again first"
                 )
             raise ValueError(
                 f"warm_start/partial_fit continue the fitted network, but {detail}. The "
@@ -982,15 +980,13 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 f"{', '.join(changed)} changed since the last fit; a continued fit through "
                 "an accelerator cannot rebuild its net: set them back, or warm_start=False"
             )
-        policy = resolve_freeze_policy(self.freeze)
-        if hasattr(policy, "validate"):
-            policy.validate()
+        policy = self._freeze_policy()
         # (asked with room to spare, so the count comes back, not max_epochs' own error)
         staged = hasattr(policy, "head_stage_epochs") and policy.head_stage_epochs(2**31)
         if staged and "freeze" in changed:
             raise self._staged_policy_error("a continued fit (warm_start, partial_fit)")
         old = self.net_
-        network = getattr(old.module_, "_orig_mod", old.module_)  # compiled: the module
+        network = _uncompiled(old.module_)
         network.augment = self._augment_module(network.backbone)
         network.set_trainable(network.parameters(), True)  # as a newly built network
         # a fitted LP-FT network is past its head stage: it goes on with everything trained
@@ -1009,6 +1005,13 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                     "optimizer and schedule are rebuilt around the fitted network",
                     ", ".join(changed))
         return net, policy, recipe
+
+    def _freeze_policy(self):
+        """The ``freeze`` parameter as a policy object, checked."""
+        policy = resolve_freeze_policy(self.freeze)
+        if hasattr(policy, "validate"):
+            policy.validate()
+        return policy
 
     def _staged_policy_error(self, what: str) -> ValueError:
         return ValueError(
@@ -1035,9 +1038,9 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         continued. (skorch ends a fit on Ctrl-C as if it had finished: that keeps what
         was trained.) Copies are kept on the CPU, not in GPU memory."""
         net = self.net_
-        network = getattr(net.module_, "_orig_mod", net.module_)
+        network = _uncompiled(net.module_)
         weights = _cpu_copy(network.state_dict())
-        trainable = [p.requires_grad for p in network.parameters()]
+        trainable = network.trainable_flags()
         augment, n_epochs = network.augment, len(net.history)
         optimizer = (_cpu_copy(net.optimizer_.state_dict())
                      if getattr(net, "optimizer_", None) is not None else None)
@@ -1048,10 +1051,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         def restore() -> None:
             with torch.no_grad():
                 network.load_state_dict(weights)
-            for p, flag in zip(network.parameters(), trainable):
-                p.requires_grad_(flag)
+            network.set_trainable_flags(trainable)
             network.augment = augment
-            network.set_trainable([], True)  # refresh the layers kept in eval mode
             del net.history[n_epochs:]
             if optimizer is not None:
                 net.optimizer_.load_state_dict(optimizer)
@@ -1358,6 +1359,11 @@ def _snapshot_value(value):
     if isinstance(value, list):
         return [_snapshot_value(v) for v in value]
     return value
+
+
+def _uncompiled(module: torch.nn.Module) -> torch.nn.Module:
+    """The network itself when ``compile=True`` wrapped it (``torch.compile``)."""
+    return getattr(module, "_orig_mod", module)
 
 
 def _cpu_copy(state):

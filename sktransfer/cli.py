@@ -84,23 +84,25 @@ def _sha256(text: str) -> str:
     return value
 
 
+def _checked(check, text: str):
+    """``check(text)``, its ValueError an argument error (exit 2, usage, the message)."""
+    try:
+        return check(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _gas_task(text: str) -> str:
     from .experiments import parse_gas_task
 
-    try:
-        parse_gas_task(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    _checked(parse_gas_task, text)
     return text
 
 
 def _gas_preprocessing(text: str) -> str:
     from .preprocessing import _check_preprocessing
 
-    try:
-        return _check_preprocessing(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return _checked(_check_preprocessing, text)
 
 
 def _device(text: str) -> str:
@@ -109,20 +111,14 @@ def _device(text: str) -> str:
         return text
     from ._training import resolve_device
 
-    try:
-        resolve_device(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    _checked(resolve_device, text)
     return text
 
 
 def _cifar_class(text: str) -> int:
     from .experiments.cifar import _class_index
 
-    try:
-        return _class_index(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return _checked(_class_index, text)
 
 
 # ---------------------------------------------------------------------- parser

@@ -146,6 +146,18 @@ class TransferNetwork(nn.Module):
             p.requires_grad_(flag)
         self._refresh_eval_modules()
 
+    def trainable_flags(self) -> list[bool]:
+        """``requires_grad`` of every parameter, in order: what :meth:`set_trainable_flags`
+        puts back (a failed continued fit, a saved model)."""
+        return [p.requires_grad for p in self.parameters()]
+
+    def set_trainable_flags(self, flags: Sequence[bool]) -> None:
+        """Set ``requires_grad`` of every parameter, in order, from
+        :meth:`trainable_flags`."""
+        for p, flag in zip(self.parameters(), flags):
+            p.requires_grad_(bool(flag))
+        self._refresh_eval_modules()
+
     def backbone_frozen(self) -> bool:
         """True when no backbone parameter is trainable."""
         return not any(p.requires_grad for p in self.backbone.parameters())

@@ -241,12 +241,8 @@ def save(estimator, path: str | os.PathLike) -> Path:
         try:
             changed = [k for k in estimator._changed_since_fit(saving=True)
                        if k != "callbacks"]
-        except (TypeError, ImportError) as exc:
+        except (ValueError, TypeError, ImportError) as exc:
             raise type(exc)(f"cannot save: {exc}") from None
-        except ValueError as exc:
-            message = str(exc)
-            raise ValueError(message if message.startswith("cannot save")
-                             else f"cannot save: {message}") from None
     tensors: dict[str, torch.Tensor] = {}
     params = estimator.get_params(deep=False)
     if params.get("callbacks"):
@@ -334,7 +330,7 @@ def _fitted_attributes(est, tensors: dict) -> dict:
         out["freeze_policy_"] = _encode_param("freeze", est.freeze_policy_, tensors)
         out["history"] = json.loads(json.dumps(est.net_.history.to_list(), default=_plain))
         # which layers train now (a fitted LP-FT model is past its frozen head stage)
-        out["trainable"] = [bool(p.requires_grad) for p in est.net_.module_.parameters()]
+        out["trainable"] = est.net_.module_.trainable_flags()
     if hasattr(est, "classes_"):
         out["classes_"] = _array(np.asarray(est.classes_))
     if hasattr(est, "n_outputs_"):
@@ -477,9 +473,7 @@ def _restore(est, fitted: dict, state: dict, tensors: dict) -> None:
                         or not all(isinstance(flag, bool) for flag in trainable)):
                     raise ValueError(f"'trainable' must be one true/false per parameter "
                                      f"({len(params)}), got {str(trainable)[:80]}")
-                for param, flag in zip(params, trainable):
-                    param.requires_grad_(flag)
-                network.set_trainable([], True)  # refresh the layers kept in eval mode
+                network.set_trainable_flags(trainable)
             elif hasattr(policy, "unfreeze") and any(
                     row.get("unfrozen") for row in fitted["history"]):
                 policy.unfreeze(network)  # an earlier file: its LP-FT fit had unfrozen

@@ -575,10 +575,10 @@ def to_markdown(result, images: Sequence[tuple[str, str]] = ()) -> str:
     if notes:
         parts += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     parts += ["## Summary", "", *[f"- {line}" for line in summary_lines(result)], ""]
+    shown = display_frame(result)
     parts += ["## Results", "", "Mean ± standard deviation over splits "
-              f"({_split_text(result)}).", "", markdown_table(display_frame(result)), ""]
-    shown = set(display_frame(result).columns)
-    extra = [m for m in result.metrics if m not in shown]
+              f"({_split_text(result)}).", "", markdown_table(shown), ""]
+    extra = [m for m in result.metrics if m not in shown.columns]
     if extra:
         parts += ["### Other metrics", "", markdown_table(display_frame(result, extra)), ""]
     if images:

@@ -50,7 +50,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 
-from ._threads import scoped_threads, torch_threads, use_threads
+from ._threads import scoped_threads, thread_tuner, torch_threads, use_threads
 from ._training import (
     OPTIMIZERS,
     HoldOut,
@@ -159,7 +159,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         "accelerator": [None, StrOptions({"auto"}),
                         HasMethods(["prepare_model", "backward", "autocast"])],
         "num_workers": [Interval(Integral, 0, None, closed="left")],
-        "n_threads": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), None],
+        "n_threads": [StrOptions({"auto", "tune"}), Interval(Integral, 1, None, closed="left"),
+                      None],
         "callbacks": [None, list, tuple],
         "warm_start": ["boolean"],
         "tta": ["boolean", StrOptions(set(TTA_MODES))],
@@ -623,7 +624,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             dataset = self._dataset(subset, backbone.image_size, device=device)
             return _run_batches(backbone, backbone.forward_features, dataset, self.batch_size,
                                 device, amp_dtype,
-                                progress=self.verbose >= 1 and self._main_process())
+                                progress=self.verbose >= 1 and self._main_process(),
+                                tuner=thread_tuner(getattr(self, "n_threads", None), device))
 
         cache = get_cache()
         before = cache.hits
@@ -817,6 +819,9 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 net = self._make_net(network, policy, seed, device, amp_dtype, fraction,
                                      recipe, accelerator)
             use_threads(self.n_threads, network)
+            # long epochs time their first batches to choose the threads (ThreadTuner)
+            net.__dict__["thread_tuner"] = thread_tuner(self.n_threads, device)
+            on_error.callback(net.__dict__.pop, "thread_tuner", None)
             y_t = torch.as_tensor(y_enc)
             stages_ = []
             if head_epochs:
@@ -843,6 +848,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                         probe_state.update(float_state(net.module_))
                     policy.unfreeze(net.module_)
                     net.initialize_optimizer()  # a fresh optimizer for the new stage
+                    if net.__dict__.get("thread_tuner") is not None:
+                        net.thread_tuner.reset()  # the whole network trains now: time it
 
                 stages = [(head_epochs, head_data or dataset, head_cache, None),
                           (int(self.max_epochs) - head_epochs, dataset, False, unfreeze)]
@@ -899,6 +906,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                                 "cached_features": use_cache,
                                 "epochs_run": len(net.history) - n_before})
             on_error.pop_all()  # trained: nothing to put back
+        net.__dict__.pop("thread_tuner", None)
         if not (partial or self.warm_start) and net.optimizer_ is not None:
             net.optimizer_.state.clear()  # optimizer moments are not needed to predict
         release_device_memory(device)
@@ -1165,23 +1173,25 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         network = self.net_.module_
         device, amp_dtype = self.net_.device, self.net_.amp_dtype
         use_threads(self.n_threads, network)
+        tuner = thread_tuner(self.n_threads, device)  # one for all the views
         features = self._predict_features(inputs)
         dataset = None
         if features is not None:
             use_threads(self.n_threads, network.head)  # only the head runs from here
             views = [_run_batches(network, network.forward_head, ArrayDataset(features),
-                                  self.batch_size, device, amp_dtype, kind="tabular")]
+                                  self.batch_size, device, amp_dtype, kind="tabular",
+                                  tuner=tuner)]
         else:
             dataset = self._dataset(inputs, network.backbone.image_size)
             views = [_run_batches(network, network.forward, dataset, self.batch_size, device,
-                                  amp_dtype, kind=network.backbone.kind)]
+                                  amp_dtype, kind=network.backbone.kind, tuner=tuner)]
         if self.tta and network.backbone.kind == "image":
             if dataset is None:
                 dataset = self._dataset(inputs, network.backbone.image_size)
             for view in tta_views(self.tta):
                 views.append(_run_batches(network, lambda x, v=view: network.forward(v(x)),
                                           dataset, self.batch_size, device, amp_dtype,
-                                          kind="image"))
+                                          kind="image", tuner=tuner))
         return views
 
     @scoped_threads
@@ -1205,7 +1215,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         backbone = self.net_.module_.backbone
         dataset = self._dataset(inputs, backbone.image_size)
         return _run_batches(backbone, backbone.forward_features, dataset, self.batch_size,
-                            self.net_.device, self.net_.amp_dtype).numpy()
+                            self.net_.device, self.net_.amp_dtype,
+                            tuner=thread_tuner(self.n_threads, self.net_.device)).numpy()
 
     def _predict_features(self, inputs: Inputs) -> torch.Tensor | None:
         """Embeddings from the cache for a model fitted on cached features, else None."""
@@ -1390,11 +1401,13 @@ def _same_value(a, b) -> bool:
 
 @torch.no_grad()
 def _run_batches(module: torch.nn.Module, forward, dataset, batch_size: int, device,
-                 amp_dtype=None, progress: bool = False, kind: str | None = None
-                 ) -> torch.Tensor:
+                 amp_dtype=None, progress: bool = False, kind: str | None = None,
+                 tuner=None) -> torch.Tensor:
     """``forward`` (a method of ``module``) over ``dataset`` in eval mode, batch by batch.
 
     ``module`` is put in eval mode for the pass (what inference means), and back after.
+    A ``tuner`` (:class:`~sktransfer._threads.ThreadTuner`, for ``n_threads="tune"``)
+    times the first batches of a long pass to choose its threads.
     """
     was_training = module.training
     module.eval()
@@ -1403,6 +1416,8 @@ def _run_batches(module: torch.nn.Module, forward, dataset, batch_size: int, dev
     kind = kind or getattr(module, "kind", "image")
     batch_size = inference_batch_size(kind, batch_size, device)
     loader = BatchLoader(dataset, batch_size=batch_size, pin_memory=cuda)
+    if tuner is not None:
+        tuner.new_pass(len(loader))
     if progress:
         from tqdm.auto import tqdm
 
@@ -1410,7 +1425,12 @@ def _run_batches(module: torch.nn.Module, forward, dataset, batch_size: int, dev
     try:
         with autocast(device, amp_dtype):
             for xb, _ in loader:
+                probing = tuner is not None and tuner.probing
+                if probing:
+                    tuner.before_batch()
                 out.append(forward(xb["x"].to(device, non_blocking=True)).float().cpu())
+                if probing:
+                    tuner.after_batch(len(out[-1]))
     finally:
         module.train(was_training)
     return torch.cat(out)

@@ -9,10 +9,23 @@ system has descheduled. Intra-op threads only pay when each operation is large. 
 - networks under :data:`SMALL_NETWORK_PARAMS` parameters (the tabular MLPs, small CNNs):
   one thread;
 - larger networks: the CPUs this process may use, i.e. the smallest of loky's CPU count
-  (affinity mask and cgroup quota aware), torch's current setting (which already honours
-  ``OMP_NUM_THREADS``: joblib's inner thread limit in ``GridSearchCV(n_jobs=k)`` workers and
-  the ``OMP_NUM_THREADS=1`` Dask gives its worker processes), shared between the fits
-  running at the same time in this process (joblib's threading backend, Dask threads).
+  (affinity mask and cgroup quota aware), the caller's torch setting (which already
+  honours ``OMP_NUM_THREADS``: joblib's inner thread limit in ``GridSearchCV(n_jobs=k)``
+  workers and the ``OMP_NUM_THREADS=1`` Dask gives its worker processes), shared between
+  the fits running at the same time in this process (joblib's threading backend, Dask
+  threads).
+
+A rule read off the network cannot know the machine's load. A small CNN has few
+parameters but large operations: on two threads the 0.3M-parameter CIFAR CNN trains in
+0.57 of one thread's time when the machine is idle, and in 4.5 times it when the other
+core is busy (``benchmarks/bench_threads_cnn.py``). ``"auto"`` keeps one thread there (robust, and a
+fit is repeatable: convolutions summed on another number of threads differ in the last
+digits). ``"tune"`` measures instead, as ``torch.backends.cudnn.benchmark`` times
+convolution algorithms: where a pass over the data is long enough, :class:`ThreadTuner`
+times a few batches on one thread and on the budget and keeps the faster (one thread
+unless the budget is clearly faster), and shorter passes follow ``"auto"``. It is as
+fast as the better of the two on an idle and on a busy machine; the price is that the
+threads, and so the last digits, can differ between runs.
 
 The estimator's ``fit``, ``predict_proba`` and ``transform`` are wrapped in
 :func:`scoped_threads` and call :func:`use_threads` once the network is known; the caller's
@@ -23,7 +36,9 @@ from __future__ import annotations
 
 import functools
 import numbers
+import statistics
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -38,21 +53,27 @@ _local = threading.local()  # per thread: nesting depth of the scopes
 
 
 def cpu_budget() -> int:
-    """CPUs this process may use: affinity, cgroup quotas and thread limits honoured."""
+    """CPUs this process may use: affinity, cgroup quotas and thread limits honoured.
+
+    Inside a :func:`scoped_threads` method the limit is the caller's torch setting, not
+    the one the method has set since.
+    """
     from joblib import cpu_count
 
-    return max(1, min(int(cpu_count()), torch.get_num_threads()))
+    caller = getattr(_local, "caller_threads", None)
+    return max(1, min(int(cpu_count()), caller or torch.get_num_threads()))
 
 
 def check_n_threads(n_threads) -> None:
     """Raise a clear ValueError for a bad ``n_threads`` value."""
-    if n_threads in ("auto", None):
+    if n_threads in ("auto", "tune", None):
         return
     if (not isinstance(n_threads, numbers.Integral) or isinstance(n_threads, bool)
             or n_threads < 1):
         raise ValueError(
-            f"n_threads must be 'auto', None or a positive int, got {n_threads!r}; 'auto' "
-            "picks one thread for small networks and the free CPUs for large ones"
+            f"n_threads must be 'auto', 'tune', None or a positive int, got {n_threads!r}; "
+            "'auto' picks one thread for small networks and the free CPUs for large ones, "
+            "'tune' times both on the first batches"
         )
 
 
@@ -61,8 +82,8 @@ def resolve_n_threads(n_threads, module: torch.nn.Module | None, concurrent: int
 
     Parameters
     ----------
-    n_threads : "auto", None or int
-        The estimator's parameter.
+    n_threads : "auto", "tune", None or int
+        The estimator's parameter (``"tune"`` starts where ``"auto"`` does).
     module : torch.nn.Module or None
         The network (its parameter count decides under ``"auto"``).
     concurrent : int, default=1
@@ -80,7 +101,7 @@ def resolve_n_threads(n_threads, module: torch.nn.Module | None, concurrent: int
     check_n_threads(n_threads)
     if n_threads is None:
         return None
-    if n_threads != "auto":
+    if n_threads not in ("auto", "tune"):
         return int(n_threads)
     n_params = sum(p.numel() for p in module.parameters()) if module is not None else 0
     if n_params < SMALL_NETWORK_PARAMS:
@@ -93,11 +114,14 @@ def _enter() -> tuple[int, int]:
     global _active
     depth = getattr(_local, "depth", 0)
     _local.depth = depth + 1
+    before = torch.get_num_threads()
+    if depth == 0:
+        _local.caller_threads = before
     with _lock:
         if depth == 0:
             _active += 1
         concurrent = _active
-    return torch.get_num_threads(), concurrent
+    return before, concurrent
 
 
 def _exit(before: int) -> None:
@@ -106,6 +130,7 @@ def _exit(before: int) -> None:
         torch.set_num_threads(before)
     _local.depth -= 1
     if _local.depth == 0:
+        _local.caller_threads = None
         with _lock:
             _active -= 1
 
@@ -161,3 +186,122 @@ def torch_threads(n_threads, module: torch.nn.Module | None = None) -> Iterator[
         yield use_threads(n_threads, module)
     finally:
         _exit(before)
+
+
+class ThreadTuner:
+    """Choose between one thread and ``n_threads`` by timing batches of a pass.
+
+    Called around the batches of a pass over the data (``before_batch`` /
+    ``after_batch``), it sets torch's threads itself: a first batch to warm up and
+    ``n_timed`` timed ones on one thread, then the same on ``n_threads``; the pass goes on
+    with the faster. One thread is the start and the default because it is the robust
+    choice: more threads are kept only when their batches take at most ``margin`` times as
+    long. The probe stays on one thread when
+
+    - its batches take under ``min_batch_seconds``: operations that small gain little from
+      threads and lose 10-30x when a core is busy (the gas MLP's steps are well below it,
+      and ``"tune"`` leaves it on one thread: ``benchmarks/bench_threads_cnn.py``);
+    - a batch on ``n_threads`` takes over twice the one-thread time (a busy core): the
+      probe stops there, so a wrong guess costs at most two batches.
+
+    ``new_pass(n_batches)`` starts a probe when the pass has at least ``min_batches``
+    batches (so most of it runs with the choice) and, once a probe has chosen, only when
+    it has ``reprobe_batches`` or more: long epochs follow a load that comes or goes, short
+    ones keep the first choice. Passes too short for any probe keep the setting they
+    find (the rule of :func:`resolve_n_threads`). Batches are timed per sample, so a
+    short last batch does not count against its setting.
+
+    Examples
+    --------
+    >>> tuner = ThreadTuner(2)
+    >>> tuner.new_pass(1)   # too short to measure: the setting is left as it is
+    >>> tuner.threads is None and not tuner.probing
+    True
+    """
+
+    def __init__(self, n_threads: int, *, n_timed: int = 3, min_batches: int = 16,
+                 reprobe_batches: int = 100, min_batch_seconds: float = 0.005,
+                 margin: float = 0.8):
+        self.n_threads = int(n_threads)
+        self.n_timed = n_timed
+        self.min_batches = min_batches
+        self.reprobe_batches = reprobe_batches
+        self.min_batch_seconds = min_batch_seconds
+        self.margin = margin
+        self.threads: int | None = None  # the probe's choice, once it has one
+        self._plan: list[int] = []  # thread counts of the batches still to probe
+        self._times: dict[int, list[float]] = {}
+        self._start = 0.0
+
+    @property
+    def probing(self) -> bool:
+        return bool(self._plan)
+
+    def reset(self) -> None:
+        """Forget the choice (the network's work per batch changed): the next long pass
+        probes again."""
+        self._plan = []
+        self.threads = None
+
+    def new_pass(self, n_batches: int) -> None:
+        """Begin a pass of ``n_batches`` batches: probe again if it is long enough."""
+        first = self.threads is None  # no probe has chosen yet
+        long_enough = n_batches >= (self.min_batches if first else
+                                    max(self.min_batches, self.reprobe_batches))
+        if self.n_threads > 1 and long_enough:
+            # each setting: one batch to warm up (not timed), then n_timed timed ones
+            self._plan = [1] * (self.n_timed + 1) + [self.n_threads] * (self.n_timed + 1)
+            self._times = {1: [], self.n_threads: []}
+            self._warm = {0, self.n_timed + 1}
+            self._index = 0
+        if self._plan:
+            self._set(self._plan[0])
+        elif self.threads is not None:
+            self._set(self.threads)  # a short pass keeps the last probe's choice
+
+    def before_batch(self) -> None:
+        if self._plan:
+            self._start = time.perf_counter()
+
+    def after_batch(self, n_samples: int) -> None:
+        if not self._plan:
+            return
+        seconds = (time.perf_counter() - self._start) / max(1, n_samples)
+        threads = self._plan.pop(0)
+        warm = self._index in self._warm
+        self._index += 1
+        if not warm:
+            self._times[threads].append(seconds)
+        one = self._times[1]
+        if threads == 1 and len(one) == self.n_timed and not warm:
+            if statistics.median(one) * n_samples < self.min_batch_seconds:
+                return self._decide(1)  # small operations: stay on one thread
+        elif threads != 1 and seconds > (3 if warm else 2) * statistics.median(one):
+            return self._decide(1)  # a busy core (the warm-up also starts the threads)
+        if not self._plan:
+            many = statistics.median(self._times[self.n_threads])
+            return self._decide(self.n_threads if many <= self.margin *
+                                statistics.median(one) else 1)
+        self._set(self._plan[0])
+
+    def _decide(self, threads: int) -> None:
+        self._plan = []
+        self.threads = threads
+        self._set(threads)
+
+    @staticmethod
+    def _set(threads: int) -> None:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def thread_tuner(n_threads, device) -> ThreadTuner | None:
+    """The tuner for a pass on ``device`` inside a :func:`scoped_threads` method, or None.
+
+    Only ``n_threads="tune"`` on a CPU with more than one thread to give tunes.
+    """
+    if (n_threads != "tune" or torch.device(device).type != "cpu"
+            or not getattr(_local, "depth", 0)):  # outside a scope nothing would restore it
+        return None
+    budget = max(1, cpu_budget() // max(1, _active))
+    return ThreadTuner(budget) if budget > 1 else None

@@ -107,6 +107,7 @@ class WeightedNet(NeuralNetClassifier):
     def __getstate__(self):  # the plan holds bound methods: rebuilt after unpickling
         state = super().__getstate__()
         state.pop("_notify_plan", None)
+        state.pop("thread_tuner", None)  # belongs to the fit in progress
         return state
 
     # skorch's own epoch loop, less per-batch work: the history's current batch is written
@@ -133,20 +134,31 @@ class WeightedNet(NeuralNetClassifier):
         lean_step = (self._lean_train_step() if training and not fit_params
                      and getattr(step_fn, "__func__", None) is WeightedNet.train_step
                      else None)
+        # n_threads="tune": a long epoch times its first batches to choose the threads
+        tuner = self.__dict__.get("thread_tuner") if training else None
+        if tuner is not None:
+            tuner.new_pass(len(iterator))
         for batch in iterator:
             if new_batch:
                 list.__getitem__(history, -1)["batches"].append({})
             for hook in begin:
                 hook(self, batch=batch, training=training)
+            probing = tuner is not None and tuner.probing
+            if probing:
+                tuner.before_batch()
             step = (lean_step(batch) if lean_step is not None
                     else step_fn(batch, **fit_params))
             record = list.__getitem__(history, -1)["batches"][-1]
             record[loss_key] = step["loss"].item()
             record[size_key] = _batch_size(batch)
+            if probing:
+                tuner.after_batch(record[size_key])
             for hook in end:
                 hook(self, batch=batch, training=training, **step)
             batch_count += 1
         history.record(prefix + "_batch_count", batch_count)
+        if tuner is not None:
+            history.record("threads", torch.get_num_threads())
 
     def _batch_hooks(self, method_name):
         own = getattr(type(self), method_name)
@@ -628,7 +640,8 @@ def history_frame(history):
     """skorch ``History`` -> one pandas row per epoch with the metrics users plot."""
     import pandas as pd
 
-    columns = ["epoch", "train_loss", "valid_loss", "train_acc", "valid_acc", "lr", "dur"]
+    columns = ["epoch", "train_loss", "valid_loss", "train_acc", "valid_acc", "lr", "dur",
+               "threads"]
     rows = []
     for row in history:
         record = {c: row.get(c, np.nan) for c in columns}
@@ -636,6 +649,9 @@ def history_frame(history):
         rows.append(record)
     frame = pd.DataFrame(rows, columns=[*columns, "unfrozen"])
     # Optional columns go when absent; the loss stays, NaN and all, so a failure shows.
-    absent = [c for c in ("valid_loss", "train_acc", "valid_acc", "dur")
+    absent = [c for c in ("valid_loss", "train_acc", "valid_acc", "dur", "threads")
               if frame[c].isna().all()]
-    return frame.drop(columns=absent)
+    frame = frame.drop(columns=absent)
+    if "threads" in frame:  # the CPU threads each epoch ended on (n_threads="tune")
+        frame["threads"] = frame["threads"].astype("Int64")
+    return frame

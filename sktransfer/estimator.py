@@ -183,13 +183,17 @@ default=False
         and :func:`sktransfer.save` stores None (a plain model).
     num_workers : int, default=4
         Threads decoding image files when ``X`` holds paths.
-    n_threads : "auto", int or None, default="auto"
+    n_threads : "auto", "tune", int or None, default="auto"
         torch CPU threads during ``fit``, ``predict`` and ``transform`` (the caller's
         setting is restored after). ``"auto"``: one thread for networks under a million
         parameters, where more threads only wait on each other (38x slower on a busy
         2-core machine, ``benchmarks/bench_threads.py``), else the CPUs this process may
-        use, within joblib's and Dask's inner thread limits. ``None`` leaves torch's
-        setting.
+        use, within joblib's and Dask's inner thread limits; a rule, so fits are
+        repeatable. ``"tune"``: each long pass times its first batches on one thread
+        and on those CPUs and keeps the faster (a small CNN: 1.8x faster than ``"auto"``
+        on an idle 2-core machine, as fast on a busy one, ``bench_threads_cnn.py``;
+        results can then differ between runs in the last digits). ``None`` leaves
+        torch's setting.
     callbacks : list of skorch callbacks or (name, callback) pairs, default=None
         Extra skorch callbacks (``Checkpoint``, ``GradientNormClipping``, ``LRScheduler``
         or your own), run beside the estimator's own (``train_acc``, ``early_stopping``,
@@ -232,7 +236,8 @@ default=False
         Class labels.
     history_ : pandas.DataFrame
         One row per epoch: ``train_loss``, ``train_acc``, ``valid_loss``, ``valid_acc``
-        (validation columns when rows are held out), ``dur``.
+        (validation columns when rows are held out), ``lr``, ``dur``, and with
+        ``n_threads="tune"`` on a CPU ``threads`` (what each epoch ended on).
     net_ : skorch.NeuralNetClassifier
         The trained skorch net; ``net_.module_`` is the :class:`TransferNetwork`.
     freeze_policy_ : FreezePolicy

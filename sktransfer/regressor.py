@@ -86,7 +86,8 @@ random_state, verbose
         gets a scale of 1).
     history_ : pandas.DataFrame
         One row per epoch: ``train_loss`` (mean squared error of the standardised
-        targets), ``valid_loss`` when rows are held out, ``dur``.
+        targets), ``valid_loss`` when rows are held out, ``lr``, ``dur``, and with
+        ``n_threads="tune"`` on a CPU ``threads`` (what each epoch ended on).
     net_ : skorch.NeuralNet
         The trained skorch net; ``net_.module_`` is the :class:`TransferNetwork`.
     freeze_policy_ : FreezePolicy

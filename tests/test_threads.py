@@ -148,3 +148,129 @@ def test_concurrent_scopes_in_threads_share_the_budget(monkeypatch):
         w.join()
     assert inside == [2, 2]
     assert _threads._active == 0
+
+
+class SmallConv(torch.nn.Module):
+    """A tiny convolutional backbone (few parameters, image-sized operations)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.pool = torch.nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x):
+        if len(x) != 2:
+            SEEN.append(torch.get_num_threads())
+        return self.pool(self.conv(x)).flatten(1)
+
+
+def test_tune_starts_where_auto_does(monkeypatch):
+    monkeypatch.setattr(_threads, "cpu_budget", lambda: 4)
+    assert resolve_n_threads("tune", SmallConv()) == 1  # few parameters: one thread
+    assert resolve_n_threads("tune", Big()) == 4
+
+
+class FakeClock:
+    """perf_counter for ThreadTuner: a batch takes ``cost[threads]`` seconds per sample."""
+
+    def __init__(self, cost):
+        self.cost, self.now, self.batches = cost, 0.0, []
+
+    def __call__(self):
+        return self.now
+
+    def batch(self, tuner, n=32):
+        tuner.before_batch()
+        threads = torch.get_num_threads()
+        self.batches.append(threads)
+        self.now += self.cost[threads] * n
+        tuner.after_batch(n)
+
+
+@pytest.mark.parametrize("cost, chosen, n_probe", [
+    ({1: 0.01, 3: 0.005}, 3, 8),    # an idle machine: the budget is clearly faster
+    ({1: 0.01, 3: 0.009}, 1, 8),    # hardly faster: one thread, the robust choice
+    ({1: 0.01, 3: 0.05}, 1, 5),     # a busy core: the probe stops at its first batch
+    ({1: 1e-5, 3: 5e-6}, 1, 4),     # tiny steps: the budget is never tried
+])
+def test_thread_tuner_keeps_the_faster_setting(three_threads, monkeypatch, cost, chosen,
+                                               n_probe):
+    clock = FakeClock(cost)
+    monkeypatch.setattr(_threads.time, "perf_counter", clock)
+    tuner = _threads.ThreadTuner(3)
+    tuner.new_pass(40)
+    assert tuner.probing and torch.get_num_threads() == 1  # starts on one thread
+    while tuner.probing:
+        clock.batch(tuner)
+    assert len(clock.batches) == n_probe and tuner.threads == chosen
+    assert torch.get_num_threads() == chosen
+    clock.batch(tuner)  # the rest of the pass runs on the choice, untimed
+    assert clock.batches[-1] == chosen and not tuner.probing
+
+
+def test_thread_tuner_probes_long_passes_only(three_threads, monkeypatch):
+    clock = FakeClock({1: 0.01, 3: 0.005})
+    monkeypatch.setattr(_threads.time, "perf_counter", clock)
+    tuner = _threads.ThreadTuner(3, min_batches=16, reprobe_batches=100)
+    tuner.new_pass(10)  # too short to measure: the setting found is kept
+    assert not tuner.probing and torch.get_num_threads() == 3 and tuner.threads is None
+    tuner.new_pass(20)  # long enough for a first probe
+    while tuner.probing:
+        clock.batch(tuner)
+    torch.set_num_threads(2)
+    tuner.new_pass(50)  # a later short pass keeps the choice, without a new probe
+    assert not tuner.probing and torch.get_num_threads() == 3
+    tuner.new_pass(100)  # a long later pass probes again (the load may have changed)
+    assert tuner.probing and torch.get_num_threads() == 1
+    assert _threads.ThreadTuner(1).probing is False
+
+
+def test_tune_times_the_first_batches_records_the_threads_and_restores(three_threads,
+                                                                      monkeypatch):
+    monkeypatch.setattr(_threads, "cpu_budget", lambda: 3)
+    X = np.random.RandomState(0).rand(96, 3, 8, 8).astype("float32")
+    y = np.arange(96) % 2
+    SEEN.clear()
+    clf = TransferClassifier(SmallConv(), input_shape=(3, 8, 8), batch_size=4,
+                             max_epochs=2, validation_fraction=None, n_threads="tune",
+                             cache_features=False).fit(X, y)
+    assert SEEN[:4] == [1, 1, 1, 1]  # the probe starts on one thread
+    assert set(clf.history_["threads"]) <= {1, 3} and torch.get_num_threads() == 3
+    assert "thread_tuner" not in vars(clf.net_)  # it belonged to the fit
+    auto = TransferClassifier(SmallConv(), input_shape=(3, 8, 8), batch_size=4,
+                              max_epochs=1, validation_fraction=None,
+                              cache_features=False)
+    SEEN.clear()
+    auto.fit(X, y)
+    assert set(SEEN) == {1} and "threads" not in auto.history_  # "auto": the rule
+
+
+def test_tune_probes_again_when_lp_ft_unfreezes(three_threads, monkeypatch):
+    monkeypatch.setattr(_threads, "cpu_budget", lambda: 3)
+    resets = []
+    real_reset = _threads.ThreadTuner.reset
+    monkeypatch.setattr(_threads.ThreadTuner, "reset",
+                        lambda self: resets.append(self.threads) or real_reset(self))
+    X = np.random.RandomState(0).rand(80, 3, 8, 8).astype("float32")
+    y = np.arange(80) % 2
+    clf = TransferClassifier(SmallConv(), input_shape=(3, 8, 8), batch_size=4,
+                             freeze="gradual", max_epochs=4,
+                             validation_fraction=None, n_threads="tune").fit(X, y)
+    assert len(resets) == 1 and clf.history_["unfrozen"].any()
+    assert torch.get_num_threads() == 3
+
+
+def test_tune_shares_one_tuner_across_tta_views(three_threads, monkeypatch):
+    monkeypatch.setattr(_threads, "cpu_budget", lambda: 3)
+    passes = []
+    real = _threads.ThreadTuner.new_pass
+    monkeypatch.setattr(_threads.ThreadTuner, "new_pass",
+                        lambda self, n: passes.append(id(self)) or real(self, n))
+    X = np.random.RandomState(0).rand(40, 3, 8, 8).astype("float32")
+    y = np.arange(40) % 2
+    clf = TransferClassifier(SmallConv(), input_shape=(3, 8, 8), max_epochs=1, tta=True,
+                             cache_features=False, validation_fraction=None,
+                             n_threads="tune").fit(X, y)
+    passes.clear()
+    clf.predict(X)
+    assert len(passes) >= 2 and len(set(passes)) == 1

@@ -819,8 +819,13 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 net = self._make_net(network, policy, seed, device, amp_dtype, fraction,
                                      recipe, accelerator)
             use_threads(self.n_threads, network)
-            # long epochs time their first batches to choose the threads (ThreadTuner)
-            net.__dict__["thread_tuner"] = thread_tuner(self.n_threads, device)
+            # long epochs time their first batches to choose the threads (ThreadTuner); a
+            # continued fit (partial_fit, warm_start) keeps the choice made so far
+            tuner = thread_tuner(self.n_threads, device)
+            kept = net.__dict__.get("thread_tuner") if continuing else None
+            if tuner is not None and kept is not None and kept.n_threads == tuner.n_threads:
+                tuner = kept
+            net.__dict__["thread_tuner"] = tuner
             on_error.callback(net.__dict__.pop, "thread_tuner", None)
             y_t = torch.as_tensor(y_enc)
             stages_ = []
@@ -850,6 +855,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                     net.initialize_optimizer()  # a fresh optimizer for the new stage
                     if net.__dict__.get("thread_tuner") is not None:
                         net.thread_tuner.reset()  # the whole network trains now: time it
+                    use_threads(self.n_threads, net.module_)  # the rule, for short epochs
 
                 stages = [(head_epochs, head_data or dataset, head_cache, None),
                           (int(self.max_epochs) - head_epochs, dataset, False, unfreeze)]
@@ -906,7 +912,6 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                                 "cached_features": use_cache,
                                 "epochs_run": len(net.history) - n_before})
             on_error.pop_all()  # trained: nothing to put back
-        net.__dict__.pop("thread_tuner", None)
         if not (partial or self.warm_start) and net.optimizer_ is not None:
             net.optimizer_.state.clear()  # optimizer moments are not needed to predict
         release_device_memory(device)
@@ -1173,14 +1178,14 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         network = self.net_.module_
         device, amp_dtype = self.net_.device, self.net_.amp_dtype
         use_threads(self.n_threads, network)
-        tuner = thread_tuner(self.n_threads, device)  # one for all the views
+        tuner = thread_tuner(self.n_threads, device)  # one for the whole network's views
         features = self._predict_features(inputs)
         dataset = None
         if features is not None:
-            use_threads(self.n_threads, network.head)  # only the head runs from here
+            use_threads(self.n_threads, network.head)  # only the head runs here
             views = [_run_batches(network, network.forward_head, ArrayDataset(features),
                                   self.batch_size, device, amp_dtype, kind="tabular",
-                                  tuner=tuner)]
+                                  tuner=thread_tuner(self.n_threads, device))]
         else:
             dataset = self._dataset(inputs, network.backbone.image_size)
             views = [_run_batches(network, network.forward, dataset, self.batch_size, device,
@@ -1188,6 +1193,7 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
         if self.tta and network.backbone.kind == "image":
             if dataset is None:
                 dataset = self._dataset(inputs, network.backbone.image_size)
+                use_threads(self.n_threads, network)  # the whole network runs again
             for view in tta_views(self.tta):
                 views.append(_run_batches(network, lambda x, v=view: network.forward(v(x)),
                                           dataset, self.batch_size, device, amp_dtype,
@@ -1407,8 +1413,10 @@ def _run_batches(module: torch.nn.Module, forward, dataset, batch_size: int, dev
 
     ``module`` is put in eval mode for the pass (what inference means), and back after.
     A ``tuner`` (:class:`~sktransfer._threads.ThreadTuner`, for ``n_threads="tune"``)
-    times the first batches of a long pass to choose its threads.
+    times the first batches of a long pass to choose its threads; the setting found is
+    put back after the pass, so the choice does not leak into other work.
     """
+    threads_found = torch.get_num_threads()
     was_training = module.training
     module.eval()
     out = []
@@ -1433,6 +1441,8 @@ def _run_batches(module: torch.nn.Module, forward, dataset, batch_size: int, dev
                     tuner.after_batch(len(out[-1]))
     finally:
         module.train(was_training)
+        if tuner is not None and torch.get_num_threads() != threads_found:
+            torch.set_num_threads(threads_found)
     return torch.cat(out)
 
 

@@ -18,14 +18,17 @@ system has descheduled. Intra-op threads only pay when each operation is large. 
 A rule read off the network cannot know the machine's load. A small CNN has few
 parameters but large operations: on two threads the 0.3M-parameter CIFAR CNN trains in
 0.57 of one thread's time when the machine is idle, and in 4.5 times it when the other
-core is busy (``benchmarks/bench_threads_cnn.py``). ``"auto"`` keeps one thread there (robust, and a
-fit is repeatable: convolutions summed on another number of threads differ in the last
-digits). ``"tune"`` measures instead, as ``torch.backends.cudnn.benchmark`` times
-convolution algorithms: where a pass over the data is long enough, :class:`ThreadTuner`
-times a few batches on one thread and on the budget and keeps the faster (one thread
-unless the budget is clearly faster), and shorter passes follow ``"auto"``. It is as
+core is busy (``benchmarks/bench_threads_cnn.py``). ``"auto"`` keeps one thread there:
+robust, and a seeded fit is repeatable (convolutions summed on another number of threads
+round differently, and training amplifies that: the benchmark's two fits on one and two
+threads end with predicted probabilities up to 0.5 apart). ``"tune"`` measures
+instead, as ``torch.backends.cudnn.benchmark`` times convolution algorithms: where a pass
+over the data is long enough, :class:`ThreadTuner` times a few batches on one thread and
+on the budget and keeps the faster (one thread unless the budget is clearly faster), and
+shorter passes follow ``"auto"``. It is as
 fast as the better of the two on an idle and on a busy machine; the price is that the
-threads, and so the last digits, can differ between runs.
+threads, and with them the trained weights, can differ between two runs with the same
+``random_state``.
 
 The estimator's ``fit``, ``predict_proba`` and ``transform`` are wrapped in
 :func:`scoped_threads` and call :func:`use_threads` once the network is known; the caller's

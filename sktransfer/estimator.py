@@ -191,9 +191,9 @@ default=False
         use, within joblib's and Dask's inner thread limits; a rule, so fits are
         repeatable. ``"tune"``: each long pass times its first batches on one thread
         and on those CPUs and keeps the faster (a small CNN: 1.8x faster than ``"auto"``
-        on an idle 2-core machine, as fast on a busy one, ``bench_threads_cnn.py``;
-        results can then differ between runs in the last digits). ``None`` leaves
-        torch's setting.
+        on an idle 2-core machine, as fast on a busy one, ``bench_threads_cnn.py``),
+        but a seeded fit is then not exactly repeatable: another thread count rounds
+        differently, and training amplifies it. ``None`` leaves torch's setting.
     callbacks : list of skorch callbacks or (name, callback) pairs, default=None
         Extra skorch callbacks (``Checkpoint``, ``GradientNormClipping``, ``LRScheduler``
         or your own), run beside the estimator's own (``train_acc``, ``early_stopping``,

@@ -236,7 +236,9 @@ def test_tune_times_the_first_batches_records_the_threads_and_restores(three_thr
                              cache_features=False).fit(X, y)
     assert SEEN[:4] == [1, 1, 1, 1]  # the probe starts on one thread
     assert set(clf.history_["threads"]) <= {1, 3} and torch.get_num_threads() == 3
-    assert "thread_tuner" not in vars(clf.net_)  # it belonged to the fit
+    import pickle
+
+    assert "thread_tuner" not in vars(pickle.loads(pickle.dumps(clf)).net_)  # not a model's
     auto = TransferClassifier(SmallConv(), input_shape=(3, 8, 8), batch_size=4,
                               max_epochs=1, validation_fraction=None,
                               cache_features=False)
@@ -274,3 +276,55 @@ def test_tune_shares_one_tuner_across_tta_views(three_threads, monkeypatch):
     passes.clear()
     clf.predict(X)
     assert len(passes) >= 2 and len(set(passes)) == 1
+
+
+def test_tune_keeps_its_choice_across_partial_fit_calls(three_threads, monkeypatch):
+    monkeypatch.setattr(_threads, "cpu_budget", lambda: 3)
+    passes = []
+    real = _threads.ThreadTuner.new_pass
+    monkeypatch.setattr(_threads.ThreadTuner, "new_pass",
+                        lambda self, n: passes.append((id(self), self.threads)) or real(self, n))
+    X = np.random.RandomState(0).rand(80, 3, 8, 8).astype("float32")
+    y = np.arange(80) % 2
+    clf = TransferClassifier(SmallConv(), input_shape=(3, 8, 8), batch_size=4,
+                             cache_features=False, n_threads="tune")
+    for _ in range(3):
+        clf.partial_fit(X, y, classes=[0, 1])
+    assert len({tuner for tuner, _ in passes}) == 1  # one tuner for the three calls
+    assert passes[0][1] is None and all(t is not None for _, t in passes[1:])  # one probe
+    assert torch.get_num_threads() == 3
+
+
+def test_a_passes_choice_does_not_leak_into_the_next(three_threads, monkeypatch):
+    from sktransfer._base_estimator import _run_batches
+    from sktransfer.inputs import ArrayDataset
+
+    monkeypatch.setattr(_threads.time, "perf_counter", FakeClock({1: 0.0, 2: 0.0}))
+    tuner = _threads.ThreadTuner(2, min_batch_seconds=0.0, margin=1.0)
+    torch.set_num_threads(1)
+    module = torch.nn.Linear(4, 2)
+    _run_batches(module, module, ArrayDataset(torch.rand(64, 4)), 2, "cpu",
+                 kind="image", tuner=tuner)
+    assert tuner.threads == 2  # the probe chose two threads for its pass ...
+    assert torch.get_num_threads() == 1  # ... and put back the setting it found
+
+
+class BigConv(SmallConv):
+    """A convolutional backbone over a million parameters (mostly unused)."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = torch.nn.Linear(1100, 1000)
+
+
+def test_tta_views_after_cached_features_run_on_the_networks_threads(three_threads,
+                                                                     monkeypatch):
+    monkeypatch.setattr(_threads, "cpu_budget", lambda: 3)
+    X = np.random.RandomState(0).rand(40, 3, 8, 8).astype("float32")
+    y = np.arange(40) % 2
+    clf = TransferClassifier(BigConv(), input_shape=(3, 8, 8), freeze="backbone",
+                             max_epochs=1, tta=True, validation_fraction=None).fit(X, y)
+    assert clf.feature_cache_used_
+    SEEN.clear()
+    clf.predict(X)  # the head on cached features (one thread), then mirrored images
+    assert SEEN and set(SEEN) == {3}  # the whole network: the budget, not the head's one

@@ -42,6 +42,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _threads(text: str) -> int | str:
+    if text == "tune":
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'tune', got {text!r}") from None
+
+
 def _seed(text: str) -> int:
     try:
         value = int(text)
@@ -132,9 +142,10 @@ def _common_options() -> argparse.ArgumentParser:
                        help="torch device: auto, cpu, cuda, cuda:1 (default: auto)")
     group.add_argument("--seed", type=_seed, default=0,
                        help="random seed, 0 to 2**32 - 1 (default: 0)")
-    group.add_argument("--threads", type=_positive_int, default=None,
-                       help="torch CPU threads (default: the experiment's; 1 is often "
-                            "fastest on a busy machine)")
+    group.add_argument("--threads", type=_threads, default=None,
+                       help="torch CPU threads, or 'tune': each network times one thread "
+                            "against the CPUs and keeps the faster (default: the "
+                            "experiment's; 1 is often fastest on a busy machine)")
     group.add_argument("--quiet", action="store_true",
                        help="no progress bars or training logs (by default progress goes "
                             "to stderr, the table to stdout)")

@@ -52,6 +52,8 @@ SHARED_DATA = _shared_data()
         (["compare", "cifar", "--archive-sha256", "0" * 64], "unrecognized arguments"),
         (["compare", "gas", "--device", "cuda:x"], "argument --device: device must be 'auto'"),
         (["demo", "--device", "cuda:99"], "argument --device: device='cuda:99'"),
+        (["demo", "--threads", "0"], "argument --threads: expected a positive integer or 'tune'"),
+        (["demo", "--threads", "many"], "argument --threads: expected a positive integer or"),
     ],
 )
 def test_argument_errors_exit_with_status_2(argv, message, capsys):
@@ -292,3 +294,23 @@ def test_readme_commands_parse_and_need_no_workspace_paths():
 def test_readme_python_snippets_compile():
     for block in _readme_blocks("python"):
         compile(block, "README.md", "exec")
+
+
+def test_threads_tune_reaches_the_networks(tmp_path, capsys, monkeypatch):
+    import sktransfer.experiments.gas as gas_module
+
+    seen = []
+    real = gas_module.TransferClassifier
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("n_threads"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gas_module, "TransferClassifier", spy)
+    argv = ["compare", "gas", "--source-batches", "1", "--target-batches", "4",
+            "--label-fraction", "0.2", "--repeats", "1", "--strategies", "scratch",
+            "--epochs", "1", "--threads", "tune", "--quiet", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert seen and set(seen) == {"tune"}
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["settings"]["torch_threads"] == "tune"

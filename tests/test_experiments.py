@@ -87,6 +87,16 @@ def test_run_gas_multiclass_notes_missing_source_classes(gas):
     assert "toluene" in res.settings["notes"][0]
 
 
+def test_experiment_threads_are_checked(gas):
+    from sktransfer.experiments._common import network_threads
+
+    assert network_threads("tune") == {"n_threads": "tune"} and network_threads(2) == {}
+    for bad in (0, -1, "many", 1.5, True):
+        with pytest.raises(ValueError, match="threads must be a positive int, 'tune' or None"):
+            run_gas(gas.data, gas.target, gas.batch, [1], [4], threads=bad,
+                    strategies="scratch", **TINY_GAS)
+
+
 def test_run_gas_errors(gas):
     with pytest.raises(ValueError, match="single class"):
         run_gas(gas.data, gas.target, gas.batch, [1], [4], task="binary:toluene", **TINY_GAS)

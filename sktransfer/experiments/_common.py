@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -99,12 +100,29 @@ def held_out_split(
     return np.sort(train), np.sort(test)
 
 
+def check_threads(threads) -> None:
+    """A clear ValueError for an experiment's ``threads`` that is not None, "tune" or > 0."""
+    if threads is None or threads == "tune":
+        return
+    if (not isinstance(threads, numbers.Integral) or isinstance(threads, bool)
+            or threads < 1):
+        raise ValueError(f"threads must be a positive int, 'tune' or None, got {threads!r}")
+
+
+def network_threads(threads) -> dict:
+    """The networks' parameters for an experiment's ``threads``: ``"tune"`` leaves torch's
+    setting and lets each network time its threads (``n_threads="tune"``)."""
+    return {"n_threads": "tune"} if threads == "tune" else {}
+
+
 @contextlib.contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` torch CPU threads (``None``: leave as is), restoring them after."""
+def torch_threads(n: int | str | None) -> Iterator[None]:
+    """Run with ``n`` torch CPU threads (``None`` or ``"tune"``: leave as is), restoring
+    them after."""
     import torch
 
-    if n is None:
+    check_threads(n)
+    if n is None or n == "tune":
         yield
         return
     before = torch.get_num_threads()

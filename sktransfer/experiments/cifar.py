@@ -41,7 +41,7 @@ import numpy as np
 from ..compare import ComparisonResult, compare
 from ..datasets import CIFAR10_CLASSES, fetch_cifar10
 from ..estimator import TransferClassifier
-from ._common import say, select_strategies, torch_threads
+from ._common import network_threads, say, select_strategies, torch_threads
 
 __all__ = ["A_RECIPE", "B_RECIPES", "CIFAR_STRATEGIES", "run_cifar"]
 
@@ -138,7 +138,7 @@ def run_cifar(
     download: bool = False,
     progress: bool = False,
     verbose: int = 0,
-    threads: int | None = 1,
+    threads: int | str | None = 1,
     n_jobs: int | None = None,
     a_backbone: Any = None,
     a_checkpoint: Any = None,
@@ -193,10 +193,13 @@ def run_cifar(
         Progress bars on stderr.
     verbose : int, default=0
         Verbosity of the networks (the A model shows its epochs when ``progress``).
-    threads : int or None, default=1
+    threads : int, "tune" or None, default=1
         Torch CPU threads while running; None leaves torch's setting. One thread is
         robust on a shared machine: with busy cores, two threads of this network took
         10 times the CPU time of one (OpenMP threads spin waiting for each other).
+        ``"tune"``: every network times one thread against the CPUs at the start of
+        its long epochs and keeps the faster (``n_threads="tune"``; fast on an idle
+        machine and a busy one, but not repeatable number for number).
     n_jobs : int, default=None
         Parallel fits, see :func:`~sktransfer.compare.compare`.
     a_backbone : ExportedBackbone or path, default=None
@@ -243,7 +246,7 @@ def run_cifar(
     target = f"B: {' vs '.join(b_names)}"
     amp = _cpu_amp()
     common = dict(device=device, random_state=seed, mixed_precision="auto" if
-                  str(device).startswith("cuda") else amp)
+                  str(device).startswith("cuda") else amp, **network_threads(threads))
     override = {} if batch_size is None else {"batch_size": int(batch_size)}
     a_params = {**A_RECIPE, **override, "max_epochs": int(a_epochs)}
     b_params = {s: {**B_RECIPES[s], **override,

@@ -14,7 +14,14 @@ from ..datasets import GAS_NAMES, make_gas_binary, split_gas_batches
 from ..estimator import TransferClassifier
 from ..freeze import GradualUnfreeze
 from ..preprocessing import _check_preprocessing, preprocess_gas
-from ._common import baselines_in, few_label_splits, say, select_strategies, torch_threads
+from ._common import (
+    baselines_in,
+    few_label_splits,
+    network_threads,
+    say,
+    select_strategies,
+    torch_threads,
+)
 
 __all__ = [
     "GAS_DEFAULT_STRATEGIES", "GAS_FINE_TUNE", "GAS_STRATEGIES", "fine_tune_ensemble",
@@ -212,7 +219,7 @@ def run_gas(
     device: str = "auto",
     progress: bool = False,
     verbose: int = 0,
-    threads: int | None = 1,
+    threads: int | str | None = 1,
     n_jobs: int | None = None,
     experiment: str | None = None,
     data: str | None = None,
@@ -298,9 +305,10 @@ def run_gas(
         Progress bars and status lines on stderr.
     verbose : int, default=0
         Verbosity of the networks.
-    threads : int or None, default=1
+    threads : int, "tune" or None, default=1
         Torch CPU threads while running (the networks are small: one thread is fastest
-        and is robust on a busy machine); None leaves torch's setting.
+        and is robust on a busy machine); None leaves torch's setting; ``"tune"`` lets
+        the networks time their threads (``n_threads="tune"``: these MLPs stay on one).
     n_jobs : int, default=None
         Parallel fits, see :func:`~sktransfer.compare.compare`.
     experiment : str, default=None
@@ -345,7 +353,7 @@ def run_gas(
     common = dict(max_epochs=epochs, batch_size=batch_size, class_weight=class_weight,
                   backbone_kwargs={"hidden": tuple(hidden)},
                   validation_fraction=validation_fraction, device=device, random_state=seed,
-                  verbose=verbose)
+                  verbose=verbose, **network_threads(threads))
     task_name = "multiclass (6 gases)" if gas is None else f"binary: {gas} vs other gases"
     settings: dict[str, Any] = {
         "experiment": "gas", "task": task, "task_description": task_name,

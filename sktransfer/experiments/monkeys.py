@@ -9,7 +9,7 @@ from ..compare import ComparisonResult, compare
 from ..datasets import fetch_monkeys
 from ..estimator import TransferClassifier
 from ..freeze import STRATEGY_FREEZE, GradualUnfreeze
-from ._common import held_out_split, say, select_strategies, torch_threads
+from ._common import held_out_split, network_threads, say, select_strategies, torch_threads
 
 __all__ = ["MONKEYS_STRATEGIES", "run_monkeys"]
 
@@ -94,7 +94,7 @@ def run_monkeys(
     device: str = "auto",
     progress: bool = False,
     verbose: int = 0,
-    threads: int | None = 1,
+    threads: int | str | None = 1,
 ) -> ComparisonResult:
     """Monkey species: a small CNN from scratch vs a pretrained backbone, frozen or fine-tuned.
 
@@ -199,9 +199,12 @@ def run_monkeys(
         Progress bars (decoding, epochs, models) on stderr.
     verbose : int, default=0
         Verbosity of the networks (2 when ``progress``: a bar per epoch).
-    threads : int or None, default=1
+    threads : int, "tune" or None, default=1
         Torch CPU threads while running; None leaves torch's setting. One thread is
         robust on a shared machine (several threads slow down badly when cores are busy).
+        ``"tune"``: every network times one thread against the CPUs at the start of its
+        long passes and keeps the faster (``n_threads="tune"``; not repeatable number
+        for number).
 
     Returns
     -------
@@ -229,7 +232,7 @@ def run_monkeys(
             data_home, image_size, test_fraction, seed, progress, notes)
         net_verbose = max(verbose, 2 * progress)
         common = dict(batch_size=batch_size, device=device, random_state=seed,
-                      verbose=net_verbose)
+                      verbose=net_verbose, **network_threads(threads))
         # the pretrained backbone runs at the images' resolution, not its own default
         pretrained = dict(common, image_size=image_size)
         models: dict[str, TransferClassifier] = {}

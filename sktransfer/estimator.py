@@ -236,8 +236,10 @@ default=False
         Class labels.
     history_ : pandas.DataFrame
         One row per epoch: ``train_loss``, ``train_acc``, ``valid_loss``, ``valid_acc``
-        (validation columns when rows are held out), ``lr``, ``dur``, and with
-        ``n_threads="tune"`` on a CPU ``threads`` (what each epoch ended on).
+        (validation columns when rows are held out), ``lr``, ``dur``, and
+        ``threads`` when ``n_threads="tune"`` had more than one CPU thread to give
+        (what each epoch ended on; ``<NA>`` for epochs of a continued fit run
+        otherwise).
     net_ : skorch.NeuralNetClassifier
         The trained skorch net; ``net_.module_`` is the :class:`TransferNetwork`.
     freeze_policy_ : FreezePolicy

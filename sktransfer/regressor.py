@@ -86,8 +86,10 @@ random_state, verbose
         gets a scale of 1).
     history_ : pandas.DataFrame
         One row per epoch: ``train_loss`` (mean squared error of the standardised
-        targets), ``valid_loss`` when rows are held out, ``lr``, ``dur``, and with
-        ``n_threads="tune"`` on a CPU ``threads`` (what each epoch ended on).
+        targets), ``valid_loss`` when rows are held out, ``lr``, ``dur``, and
+        ``threads`` when ``n_threads="tune"`` had more than one CPU thread to give
+        (what each epoch ended on; ``<NA>`` for epochs of a continued fit run
+        otherwise).
     net_ : skorch.NeuralNet
         The trained skorch net; ``net_.module_`` is the :class:`TransferNetwork`.
     freeze_policy_ : FreezePolicy

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import platform
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -36,3 +38,26 @@ def write(name: str, payload: dict) -> Path:
     path.write_text(json.dumps(payload, indent=2, default=float))
     print(f"wrote {path}")
     return path
+
+
+def _burn(stop):
+    x = 0
+    while not stop.is_set():
+        for _ in range(100_000):
+            x += 1
+
+
+@contextmanager
+def busy_core():
+    """Run the block with a background process burning one core: a busy machine."""
+    stop = mp.Event()
+    burner = mp.Process(target=_burn, args=(stop,), daemon=True)
+    burner.start()
+    time.sleep(1.0)
+    try:
+        yield
+    finally:
+        stop.set()
+        burner.join(5)
+        if burner.is_alive():
+            burner.terminate()

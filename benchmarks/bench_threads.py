@@ -20,20 +20,11 @@ is unchanged after each run.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import time
 
 import numpy as np
 import torch
-from _common import timed, write
+from _common import busy_core, timed, write
 from joblib import Parallel, delayed
-
-
-def _burn(stop):
-    x = 0
-    while not stop.is_set():
-        for _ in range(100_000):
-            x += 1
 
 
 def snippet(epochs: int, n_threads="auto"):
@@ -86,13 +77,9 @@ def main(argv=None):
     default_threads = torch.get_num_threads()
     workers = Parallel(n_jobs=2, backend="loky")(delayed(_worker_threads)() for _ in range(2))
 
-    stop = mp.Event()
-    burner = mp.Process(target=_burn, args=(stop,), daemon=True)
-    burner.start()
-    time.sleep(1.0)
     times = {"one_thread": [], "default": []}
     restored = True
-    try:
+    with busy_core():
         one_fit(2, "auto")  # warm-up: imports, first-call costs
         for _ in range(args.repeats):
             torch.set_num_threads(1)
@@ -106,11 +93,6 @@ def main(argv=None):
             print(f"one thread {times['one_thread'][-1]:.1f}s, default {t:.1f}s")
         _, t_auto_fit = timed(one_fit, args.epochs, "auto")
         _, t_none_fit = timed(one_fit, args.epochs, None)
-    finally:
-        stop.set()
-        burner.join(5)
-        if burner.is_alive():
-            burner.terminate()
     ratio = min(times["default"]) / min(times["one_thread"])
     result = {
         "busy": "one background process burning a core for the whole run",

@@ -19,18 +19,9 @@ each setting's best time over one thread's. The same runs check the promises:
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import time
 
 import numpy as np
-from _common import timed, write
-
-
-def _burn(stop):
-    x = 0
-    while not stop.is_set():
-        for _ in range(100_000):
-            x += 1
+from _common import busy_core, timed, write
 
 
 def cnn_fit(X, y, epochs: int, n_threads):
@@ -88,11 +79,7 @@ def main(argv=None):
     on_budget = cnn_fit(X, y, args.epochs, budget).predict_proba(X[:512])
     idle = run_settings(X, y, args, budget)
 
-    stop = mp.Event()
-    burner = mp.Process(target=_burn, args=(stop,), daemon=True)
-    burner.start()
-    time.sleep(1.0)
-    try:
+    with busy_core():
         busy = run_settings(X, y, args, budget)
         mlp = {"one_thread": [], "tune": []}
         mlp_threads = []
@@ -101,11 +88,6 @@ def main(argv=None):
             clf, t = timed(mlp_fit, 20, "tune")
             mlp["tune"].append(t)
             mlp_threads.append(sorted({int(v) for v in clf.history_["threads"]}))
-    finally:
-        stop.set()
-        burner.join(5)
-        if burner.is_alive():
-            burner.terminate()
     result = {
         "network": "cnn backbone (0.3M parameters), 32x32 images, batch 64",
         "n_images": args.n,

@@ -50,7 +50,7 @@ from sklearn.utils._param_validation import (
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from skorch.callbacks import Callback, EarlyStopping, ProgressBar
 
-from ._threads import scoped_threads, thread_tuner, torch_threads, use_threads
+from ._threads import scoped_threads, set_threads, thread_tuner, torch_threads, use_threads
 from ._training import (
     OPTIMIZERS,
     HoldOut,
@@ -1441,8 +1441,8 @@ def _run_batches(module: torch.nn.Module, forward, dataset, batch_size: int, dev
                     tuner.after_batch(len(out[-1]))
     finally:
         module.train(was_training)
-        if tuner is not None and torch.get_num_threads() != threads_found:
-            torch.set_num_threads(threads_found)
+        if tuner is not None:
+            set_threads(threads_found)
     return torch.cat(out)
 
 

@@ -25,10 +25,9 @@ threads end with predicted probabilities up to 0.5 apart). ``"tune"`` measures
 instead, as ``torch.backends.cudnn.benchmark`` times convolution algorithms: where a pass
 over the data is long enough, :class:`ThreadTuner` times a few batches on one thread and
 on the budget and keeps the faster (one thread unless the budget is clearly faster), and
-shorter passes follow ``"auto"``. It is as
-fast as the better of the two on an idle and on a busy machine; the price is that the
-threads, and with them the trained weights, can differ between two runs with the same
-``random_state``.
+shorter passes follow ``"auto"``. It is as fast as the better of the two on an idle and
+on a busy machine; the price is that the threads, and with them the trained weights, can
+differ between two runs with the same ``random_state``.
 
 The estimator's ``fit``, ``predict_proba`` and ``transform`` are wrapped in
 :func:`scoped_threads` and call :func:`use_threads` once the network is known; the caller's
@@ -65,6 +64,18 @@ def cpu_budget() -> int:
 
     caller = getattr(_local, "caller_threads", None)
     return max(1, min(int(cpu_count()), caller or torch.get_num_threads()))
+
+
+def _shared_budget(concurrent: int) -> int:
+    """This fit's share of :func:`cpu_budget` when ``concurrent`` fits run at once."""
+    return max(1, cpu_budget() // max(1, concurrent))
+
+
+def set_threads(n: int) -> None:
+    """``torch.set_num_threads(n)``, skipped when it is already ``n`` (the call is not free:
+    it reconfigures the thread pools)."""
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
 def check_n_threads(n_threads) -> None:
@@ -109,7 +120,7 @@ def resolve_n_threads(n_threads, module: torch.nn.Module | None, concurrent: int
     n_params = sum(p.numel() for p in module.parameters()) if module is not None else 0
     if n_params < SMALL_NETWORK_PARAMS:
         return 1
-    return max(1, cpu_budget() // max(1, concurrent))
+    return _shared_budget(concurrent)
 
 
 def _enter() -> tuple[int, int]:
@@ -129,8 +140,7 @@ def _enter() -> tuple[int, int]:
 
 def _exit(before: int) -> None:
     global _active
-    if torch.get_num_threads() != before:
-        torch.set_num_threads(before)
+    set_threads(before)
     _local.depth -= 1
     if _local.depth == 0:
         _local.caller_threads = None
@@ -160,8 +170,7 @@ def use_threads(n_threads, module: torch.nn.Module | None) -> int:
     n = resolve_n_threads(n_threads, module, max(1, _active))
     if n is None:
         return torch.get_num_threads()
-    if n != torch.get_num_threads():
-        torch.set_num_threads(n)
+    set_threads(n)
     return n
 
 
@@ -258,9 +267,9 @@ class ThreadTuner:
             self._warm = {0, self.n_timed + 1}
             self._index = 0
         if self._plan:
-            self._set(self._plan[0])
+            set_threads(self._plan[0])
         elif self.threads is not None:
-            self._set(self.threads)  # a short pass keeps the last probe's choice
+            set_threads(self.threads)  # a short pass keeps the last probe's choice
 
     def before_batch(self) -> None:
         if self._plan:
@@ -285,17 +294,12 @@ class ThreadTuner:
             many = statistics.median(self._times[self.n_threads])
             return self._decide(self.n_threads if many <= self.margin *
                                 statistics.median(one) else 1)
-        self._set(self._plan[0])
+        set_threads(self._plan[0])
 
     def _decide(self, threads: int) -> None:
         self._plan = []
         self.threads = threads
-        self._set(threads)
-
-    @staticmethod
-    def _set(threads: int) -> None:
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
+        set_threads(threads)
 
 
 def thread_tuner(n_threads, device) -> ThreadTuner | None:
@@ -306,5 +310,5 @@ def thread_tuner(n_threads, device) -> ThreadTuner | None:
     if (n_threads != "tune" or torch.device(device).type != "cpu"
             or not getattr(_local, "depth", 0)):  # outside a scope nothing would restore it
         return None
-    budget = max(1, cpu_budget() // max(1, _active))
+    budget = _shared_budget(_active)
     return ThreadTuner(budget) if budget > 1 else None

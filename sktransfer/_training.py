@@ -107,7 +107,7 @@ class WeightedNet(NeuralNetClassifier):
     def __getstate__(self):  # the plan holds bound methods: rebuilt after unpickling
         state = super().__getstate__()
         state.pop("_notify_plan", None)
-        state.pop("thread_tuner", None)  # belongs to the fit in progress
+        state.pop("thread_tuner", None)  # a measure of this machine's load, not the model
         return state
 
     # skorch's own epoch loop, less per-batch work: the history's current batch is written

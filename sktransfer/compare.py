@@ -406,6 +406,9 @@ def compare(
     class_names : sequence or dict, default=None
         Names of the classes (in sorted label order, or label -> name) used in metric
         names such as ``precision_<name>`` and in the plots; default ``str(label)``.
+        Names are cleaned to lower-case word characters (``"Setosa"`` -> ``setosa``)
+        unless that would give two classes one name (``-1`` and ``1``): then they are
+        kept as written. Two classes named alike are an error.
     n_jobs : int, default=None
         Fit (model, split) pairs in parallel with joblib; ``None`` runs them one by one.
     progress : bool, default=True
@@ -525,14 +528,31 @@ def _run_tasks(tasks, n_jobs, progress, desc) -> list[dict]:
 
 
 def _class_names(labels, class_names) -> dict:
+    """Class -> the name in metric columns (``precision_<name>``) and confusion matrices.
+
+    Names are cleaned to word characters in lower case; where that would give two classes
+    one name (``-1`` and ``1``, ``"A"`` and ``"a"``), every name is kept as written, so no
+    class's columns overwrite another's.
+    """
     if class_names is None:
-        return {c: _sanitize(c) for c in labels}
-    if isinstance(class_names, Mapping):
-        return {c: _sanitize(class_names.get(c, c)) for c in labels}
-    class_names = list(class_names)
-    if len(class_names) != len(labels):
-        raise ValueError(f"class_names has {len(class_names)} names for {len(labels)} classes")
-    return {c: _sanitize(n) for c, n in zip(labels, class_names)}
+        raw = {c: c for c in labels}
+    elif isinstance(class_names, Mapping):
+        raw = {c: class_names.get(c, c) for c in labels}
+    else:
+        class_names = list(class_names)
+        if len(class_names) != len(labels):
+            raise ValueError(
+                f"class_names has {len(class_names)} names for {len(labels)} classes")
+        raw = dict(zip(labels, class_names))
+    names = {c: _sanitize(n) for c, n in raw.items()}
+    if len(set(names.values())) == len(names):
+        return names
+    names = {c: str(n) for c, n in raw.items()}
+    if len(set(names.values())) < len(names):
+        same = sorted({n for n in names.values() if list(names.values()).count(n) > 1})
+        raise ValueError(f"class_names gives several classes the name(s) {same}; give each "
+                         "class its own name")
+    return names
 
 
 def _confusion(outcomes, labels, names) -> dict:

@@ -111,7 +111,8 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         rows, or 0.1 when that is None.
     class_weight : None, "balanced" or dict, default=None
         Weights of the classes in the loss, as in scikit-learn; dict values must be finite
-        and >= 0.
+        and >= 0. ``partial_fit`` takes a dict, not ``"balanced"`` (one chunk's counts are
+        not the data's).
     input_shape : tuple of int, default=None
         Shape of one sample, ``(C, H, W)`` for images. Needed for 2-D arrays of flattened
         images (NCHW order, what imbalanced-learn samplers produce) and for image arrays
@@ -463,9 +464,11 @@ default=False
         if self.class_weight is None:
             return None
         labels = self._label_encoder.inverse_transform(y_enc)
-        present = np.unique(labels)
-        cw = compute_class_weight(self.class_weight, classes=present, y=labels)
-        by_class = dict(zip(present.tolist(), cw))
+        # a dict weighs the task's classes, whichever of them this y holds (a partial_fit
+        # chunk may lack some); "balanced" is computed from the rows given
+        classes = self.classes_ if isinstance(self.class_weight, dict) else np.unique(labels)
+        cw = compute_class_weight(self.class_weight, classes=classes, y=labels)
+        by_class = dict(zip(classes.tolist(), cw))
         return np.array([by_class[label] for label in labels.tolist()], dtype=np.float64)
 
     def _export_meta(self) -> dict:
@@ -545,6 +548,15 @@ default=False
             raise ValueError(
                 "classes must be passed on the first call to partial_fit: the network's "
                 "output layer is sized from all the classes of the task"
+            )
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            # as SGDClassifier.partial_fit: balanced over one chunk is not balanced over
+            # the data, and would change from call to call
+            raise ValueError(
+                "class_weight='balanced' is not supported by partial_fit: one chunk's class "
+                "counts are not the data's. Compute the weights over all the labels, "
+                "sklearn.utils.class_weight.compute_class_weight('balanced', classes=classes, "
+                "y=y_all), and pass them as a dict: class_weight=dict(zip(classes, weights))"
             )
         return self._fit(X, y, sample_weight, partial=True, classes=classes)
 

@@ -10,6 +10,7 @@ its minimum. The sweep trains a clone; the estimator passed in stays unfitted.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 
@@ -17,6 +18,8 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.utils._param_validation import HasMethods, Interval, validate_params
 from skorch.callbacks import Callback
+
+from .freeze import FreezeBackbone
 
 
 class _SweepDone(KeyboardInterrupt):
@@ -184,7 +187,8 @@ def lr_find(estimator, X, y, *, start_lr: float = 1e-7, end_lr: float = 10.0,
     stops early once the smoothed loss exceeds ``diverge`` times its minimum. The ratios
     between parameter groups (``backbone_lr_mult``, ``layer_decay``) are kept, and the
     rates reported are the head's. The sweep trains the network as its first epoch would:
-    with ``freeze="gradual"``, the head alone.
+    with ``freeze="gradual"``, the head alone, for every batch of the sweep. An estimator
+    with ``head_solver="lbfgs"`` has no rate to sweep and is refused.
 
     Parameters
     ----------
@@ -235,6 +239,13 @@ def lr_find(estimator, X, y, *, start_lr: float = 1e-7, end_lr: float = 10.0,
             f"(a network trained by batches, with lr, callbacks and max_epochs parameters); "
             f"{type(estimator).__name__} has no {', '.join(missing)} parameter"
         )
+    if params.get("head_solver") == "lbfgs":
+        raise ValueError(
+            "lr_find sweeps the rate of training by batches, but head_solver='lbfgs' solves "
+            "the head in one L-BFGS run, with no learning rate to sweep. Sweep "
+            "estimator.set_params(head_solver='minibatch') instead: the same network "
+            "trained by the optimizer"
+        )
     n = len(X)
     batches = max(1, math.ceil(n / int(params.get("batch_size", 64))))
     sweep = _LRSweep(start_lr, end_lr, num_iter, float(params["lr"]), smooth, diverge)
@@ -246,6 +257,11 @@ def lr_find(estimator, X, y, *, start_lr: float = 1e-7, end_lr: float = 10.0,
                         ("cache_features", params.get("cache_features"))):
         if name in params:
             updates[name] = value
+    policy = est._freeze_policy() if hasattr(est, "_freeze_policy") else None
+    if hasattr(policy, "head_stage_epochs") and policy.head_stage_epochs(sys.maxsize):
+        # a staged policy (LP-FT) trains the head alone first: every batch of the sweep
+        # does so, whatever the number of epochs the sweep needs
+        updates["freeze"] = FreezeBackbone()
     est.set_params(**updates)
     try:
         est.fit(X, y, sample_weight=sample_weight)

@@ -72,6 +72,18 @@ def test_binary_metrics_are_named_after_the_classes(binary_data):
     assert 0.8 < row["recall_gas"] <= 1.0
 
 
+def test_classes_whose_cleaned_names_collide_keep_their_own_columns(binary_data):
+    X, y = binary_data
+    signed = np.where(y == 1, 1, -1)  # "-1" and "1" both clean to "1"
+    result = compare({"logreg": _logreg()}, X, signed, cv=2, progress=False)
+    assert [m for m in result.metrics if m.startswith("precision")] == [
+        "precision_-1", "precision_1"]
+    assert {"recall_-1", "recall_1"} <= set(result.rows[0])
+    assert result.confusion[("logreg", None)]["labels"] == ["-1", "1"]
+    with pytest.raises(ValueError, match="several classes the name"):
+        compare({"logreg": _logreg()}, X, y, cv=2, class_names=["gas", "gas"])
+
+
 def test_multiclass_has_no_binary_metrics():
     X, y = load_iris(return_X_y=True)
     result = compare({"logreg": _logreg()}, X, y, cv=3)

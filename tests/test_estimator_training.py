@@ -378,6 +378,19 @@ def test_partial_fit_refuses_a_two_stage_policy_on_its_first_call(blobs):
         TransferClassifier(**FAST, freeze="gradual:1").partial_fit(X, y, classes=[0, 1, 2])
 
 
+def test_partial_fit_weighs_a_chunk_by_the_class_weight_dict_of_all_classes(blobs):
+    X, y = blobs
+    chunk = y != 2  # a chunk without class 2, which the dict weighs
+    weighted = TransferClassifier(**FAST, class_weight={0: 2.0, 2: 3.0}).partial_fit(
+        X[chunk], y[chunk], classes=[0, 1, 2])
+    by_hand = TransferClassifier(**FAST).partial_fit(
+        X[chunk], y[chunk], classes=[0, 1, 2], sample_weight=np.where(y[chunk] == 0, 2.0, 1.0))
+    np.testing.assert_allclose(weighted.predict_proba(X), by_hand.predict_proba(X), rtol=1e-5)
+    with pytest.raises(ValueError, match="'balanced' is not supported by partial_fit.*"
+                                         "compute_class_weight"):
+        TransferClassifier(**FAST, class_weight="balanced").partial_fit(X, y, classes=[0, 1, 2])
+
+
 def test_continued_fits_run_their_schedule_and_keep_the_l2sp_start(blobs):
     X, y = blobs
     source = TransferClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)

@@ -217,6 +217,30 @@ def test_lr_find_sweeps_and_leaves_the_estimator_unfitted(blobs, source_mlp):
         lr_find(clf, X, y, start_lr=1.0, end_lr=0.1)
 
 
+@pytest.mark.parametrize("num_iter", [30, 5])  # more epochs than the head stage; fewer
+def test_lr_find_with_gradual_sweeps_the_head_alone_every_batch(blobs, source_mlp, num_iter):
+    trainable = []  # trainable backbone weights at each training batch (lr_find fits a
+    # clone of the estimator and of this callback; the list is shared by the closure)
+
+    class Spy(Callback):
+        def on_batch_begin(self, net, training=False, **kwargs):
+            if training:
+                trainable.append(sum(p.requires_grad for p in
+                                     net.module_.backbone.parameters()))
+    X, y = blobs
+    clf = TransferClassifier(source_mlp, freeze="gradual:1", batch_size=16, max_epochs=20,
+                             callbacks=[("spy", Spy())])
+    result = lr_find(clf, X, y, num_iter=num_iter, end_lr=100.0)
+    assert len(result.lrs) == len(trainable) >= 3
+    assert not any(trainable)  # before: unfrozen after the head stage's one epoch
+
+
+def test_lr_find_refuses_the_exact_head_solver(blobs, source_mlp):
+    X, y = blobs
+    with pytest.raises(ValueError, match="no learning rate to sweep.*head_solver='minibatch'"):
+        lr_find(TransferClassifier(source_mlp, freeze="backbone", head_solver="lbfgs"), X, y)
+
+
 # ---------------------------------------------------------------- defaults
 def test_auto_resolves_to_the_measured_recipe_and_explicit_values_win(blobs, source_mlp):
     from sktransfer.schedules import FINETUNE_RECIPE, PLAIN_RECIPE

@@ -550,6 +550,10 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
                 f"backbone {name!r} takes {backbone.kind} inputs but X holds {data_kind} "
                 f"data{hint}"
             )
+        if data_kind == "image":
+            paths = inputs.kind == "paths"
+            backbone.check_channels(3 if paths else inputs.sample_shape[0], "X holds",
+                                    from_files=paths)
         if data_kind == "tabular" and backbone.input_shape != inputs.sample_shape:
             raise ValueError(
                 f"backbone {name!r} expects {backbone.input_shape[0]} features but X has "
@@ -558,6 +562,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             )
         if self.image_size is not None and hasattr(backbone.preprocess, "image_size"):
             backbone.preprocess.image_size = (self.image_size, self.image_size)
+        if data_kind == "image":
+            backbone.check_image_size()
         if inputs.kind == "tabular":
             backbone.prepare(inputs.data)
         return backbone
@@ -1135,14 +1141,22 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             )
         if inputs.kind != "paths" and self.input_kind_ != "paths":
             self._check_columns(X, inputs, reset=False)
-        if (inputs.kind == "image" and self.input_kind_ == "image"
-                and inputs.sample_shape[0] != self.input_shape_[0]):
-            raise ValueError(
-                f"the model was fitted on {self.input_shape_[0]}-channel images, X has "
-                f"{inputs.sample_shape[0]} channels"
-            )
+        if inputs.kind != "tabular":
+            self._check_channels(inputs)
         self._sync_device()
         return inputs
+
+    def _check_channels(self, inputs: Inputs) -> None:
+        """Images of a channel count the fitted network cannot take: a clear error."""
+        paths = inputs.kind == "paths"
+        channels = 3 if paths else inputs.sample_shape[0]
+        if self.input_kind_ == "image" and not paths and channels != self.input_shape_[0]:
+            raise ValueError(
+                f"the model was fitted on {self.input_shape_[0]}-channel images, X has "
+                f"{channels} channels"
+            )
+        _uncompiled(self.net_.module_).backbone.check_channels(channels, "X holds",
+                                                                from_files=paths)
 
     def _attach_accelerator(self, net, accelerator) -> None:
         """A continued fit trains the fitted net with this fit's accelerator."""

@@ -134,6 +134,8 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         # 16/32-bit grayscale: scale to 8 bits instead of clipping.
         arr = np.asarray(img, dtype=np.float64)
         top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        if img.mode == "F" and arr.max(initial=0) <= 1.0:
+            top = 1.0  # floating-point pixels in [0, 1], as float image arrays are
         arr = np.clip(np.rint(arr * (255.0 / top)), 0, 255).astype(np.uint8)
         return Image.fromarray(arr, mode="L").convert("RGB")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):

@@ -213,6 +213,13 @@ def to_inputs(X, *, input_shape=None) -> Inputs:
             )
     if _is_path_array(X):
         paths = np.asarray(X, dtype=object).reshape(-1)
+        bad = [i for i, p in enumerate(paths) if not isinstance(p, (str, os.PathLike))]
+        if bad:
+            raise ValueError(
+                f"X is a column of image paths, but {len(bad)} of its {len(paths)} entries "
+                f"are not paths (rows {bad[:5]}: {[paths[i] for i in bad[:3]]!r}); drop or "
+                "fill the missing ones first (e.g. X.dropna(), with y to match)"
+            )
         paths = np.array([os.fspath(p) for p in paths], dtype=object)
         missing = [p for p in paths if not os.path.isfile(p)]
         if missing and not any(_looks_like_a_path(p) for p in paths[:100]):
@@ -343,7 +350,17 @@ class ImagePathDataset(torch.utils.data.Dataset):
         if isinstance(idx, (int, np.integer)):
             x = torch.from_numpy(self._read(int(idx))).permute(2, 0, 1)
         else:
-            images = self._map([int(i) for i in idx])
+            indices = [int(i) for i in idx]
+            images = self._map(indices)
+            sizes = [im.shape for im in images]
+            if len(set(sizes)) > 1:  # only without an image_size (a user's own module)
+                odd = next(k for k, size in enumerate(sizes) if size != sizes[0])
+                raise ValueError(
+                    f"image files of different sizes cannot form one batch: "
+                    f"{self.paths[indices[0]]!r} is {sizes[0][0]}x{sizes[0][1]}, "
+                    f"{self.paths[indices[odd]]!r} {sizes[odd][0]}x{sizes[odd][1]}; pass "
+                    "image_size= to have them resized"
+                )
             x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
         if self.sample_weight is None:
             return {"x": x}, self.y[idx]

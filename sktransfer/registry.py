@@ -382,8 +382,17 @@ def _create_registered(name: str, *, weights=None, input_shape=None, **kwargs) -
     architecture this way, and a path there would load the checkpoint again)."""
     factory, member = _lookup_backbone(name)
     if member is not None:
-        return factory.create(member, input_shape=input_shape, weights=weights, **kwargs)
-    return factory(input_shape=input_shape, weights=weights, **kwargs)
+        backbone = factory.create(member, input_shape=input_shape, weights=weights, **kwargs)
+    else:
+        backbone = factory(input_shape=input_shape, weights=weights, **kwargs)
+    if not isinstance(backbone, Backbone):  # a plugin's slip, named where it happened
+        raise TypeError(
+            f"the factory of backbone {name!r} returned a {type(backbone).__name__}, not an "
+            "sktransfer.backbones.Backbone; a backbone plugin returns "
+            "Backbone(body, num_features, kind, input_shape, preprocess) (see the docs on "
+            "plugins)"
+        )
+    return backbone
 
 
 def _lookup_backbone(name: str) -> tuple[Any, str | None]:

@@ -289,6 +289,16 @@ def test_device_can_change_after_fit(blobs):
     assert str(next(clf.net_.module_.parameters()).device).startswith(target)
 
 
+@pytest.mark.parametrize("shape, channels", [((16, 12, 12), 1), ((16, 12, 12, 4), 4),
+                                             ((16, 12, 12, 3), 3)])
+def test_module_backbone_gets_the_channels_the_images_have(shape, channels):
+    X = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    y = np.arange(len(X)) % 2
+    body = torch.nn.Sequential(torch.nn.Conv2d(channels, 4, 3), torch.nn.AdaptiveAvgPool2d(1))
+    clf = TransferClassifier(body, max_epochs=1, random_state=0).fit(X, y)
+    assert clf.transform(X).shape == (len(X), 4)  # grey was made RGB; RGBA failed
+
+
 def test_module_backbone_is_copied_not_mutated(blobs):
     X, y = blobs
     body = torch.nn.Sequential(torch.nn.Linear(6, 12), torch.nn.ReLU())

@@ -241,3 +241,50 @@ def test_mistaken_settings_name_what_to_do(blobs, tiny_images):
         lr_find(LogisticRegression(), X, y)
     with pytest.raises(TypeError, match=r"these are not: \{'x': 'int'\}"):
         compare({"x": 3}, X, y)
+
+
+def test_images_of_channels_the_network_cannot_take_are_a_clear_error(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    y = np.arange(8) % 2
+    paths = []
+    for i in range(8):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(paths[-1])
+    grey = rng.integers(0, 256, (8, 12, 12), dtype=np.uint8)
+    rgba = rng.integers(0, 256, (8, 12, 12, 4), dtype=np.uint8)
+    params = {"backbone_kwargs": TINY_CNN, "max_epochs": 1, "random_state": 0}
+    on_grey = TransferClassifier("cnn", **params).fit(grey, y)
+    with pytest.raises(ValueError, match="3-channel images \\(image files are read as "
+                                         "3-channel RGB\\).*takes 1-channel"):
+        on_grey.predict(np.array(paths))  # was a convolution's RuntimeError
+    with pytest.raises(ValueError, match="takes 1-channel images: convert them to grey"):
+        TransferClassifier(on_grey.export_backbone(), max_epochs=1).fit(
+            rng.integers(0, 256, (8, 12, 12, 3), dtype=np.uint8), y)
+    on_files = TransferClassifier("cnn", image_size=12, **params).fit(np.array(paths), y)
+    with pytest.raises(ValueError, match="4-channel images.*drop the alpha channel"):
+        on_files.predict(rgba)  # was a broadcasting RuntimeError
+    assert on_files.predict(grey).shape == (8,)  # grey goes to an RGB network
+
+
+@pytest.mark.parametrize("missing", [None, np.nan])
+def test_a_missing_entry_in_a_column_of_paths_is_named(missing):
+    import pandas as pd
+
+    X = pd.DataFrame({"path": ["a.png", "b.png", missing]})
+    with pytest.raises(ValueError, match=r"1 of its 3 entries are not paths \(rows \[2\]"):
+        to_inputs(X)  # was a bare TypeError from os.fspath
+
+
+def test_an_image_size_below_what_the_network_downsamples_by_is_refused():
+    X = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
+    y = np.arange(8) % 2
+    with pytest.raises(ValueError, match="image_size 4 is too small for cnn, which "
+                                         "downsamples by 8: use image_size >= 8"):
+        TransferClassifier("cnn", image_size=4, max_epochs=1).fit(X, y)
+    TransferClassifier("cnn", image_size=8, max_epochs=1).fit(X, y)  # the least that runs
+    pytest.importorskip("efficientnet_lite_pytorch", reason="the efficientnet extra")
+    with pytest.raises(ValueError, match="too small for efficientnet_lite0.*>= 32"):
+        TransferClassifier("efficientnet_lite0", weights=None, image_size=16,
+                           max_epochs=1).fit(X, y)  # was a RuntimeError from a kernel

@@ -64,3 +64,44 @@ def test_dataset_keeps_one_pool_and_channels_last_batches(tmp_path):
         assert ds._pool is pool
     copy = pickle.loads(pickle.dumps(ds))
     assert copy._pool is None and torch.equal(copy[torch.arange(3)][0]["x"], x1["x"])
+
+
+def test_float_tiff_in_0_1_reads_as_its_grey_level(tmp_path):
+    path = tmp_path / "half.tif"
+    Image.fromarray(np.full((8, 8), 0.5, np.float32)).save(path)  # mode "F"
+    assert abs(int(read_image(path)[0, 0, 0]) - 128) <= 1  # was 0: scaled as 0-255 values
+    Image.fromarray(np.full((8, 8), 200.0, np.float32)).save(path)
+    assert read_image(path)[0, 0, 0] == 200
+
+
+@pytest.mark.parametrize("shape", [(40, 80), (80, 40)])
+def test_arrays_and_paths_of_non_square_images_give_the_network_the_same_pixels(
+        tmp_path, shape):
+    from sktransfer.backbones import ImagePreprocess
+
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (6, shape[0] // 10, shape[1] // 10, 3), dtype=np.uint8)
+    images = np.stack([np.asarray(Image.fromarray(a).resize(shape[::-1], Image.BILINEAR))
+                       for a in small])  # smooth: the two resizers differ in detail only
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(image).save(paths[-1])
+    prep = ImagePreprocess(32)
+    from_arrays = prep(torch.as_tensor(images).permute(0, 3, 1, 2))
+    read = np.stack([read_image(p, image_size=32) for p in paths])
+    from_paths = prep(torch.as_tensor(read).permute(0, 3, 1, 2))
+    assert from_arrays.shape == from_paths.shape == (6, 3, 32, 32)
+    # centre crop of the resized image, not a stretch (which differs by ~1 std)
+    assert float((from_arrays - from_paths).abs().mean()) < 0.05
+
+
+def test_a_batch_of_files_of_different_sizes_without_image_size_is_explained(tmp_path):
+    paths = []
+    for i, width in enumerate((12, 16)):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.new("RGB", (width, 12)).save(paths[-1])
+    ds = ImagePathDataset(np.array(paths, dtype=object), None, n_threads=1)
+    with pytest.raises(ValueError, match=r"different sizes.*0.png' is 12x12.*1.png' 12x16; "
+                                         "pass image_size="):
+        ds[torch.arange(2)]  # was numpy's "all input arrays must have the same shape"

@@ -5,6 +5,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 from conftest import FAST
 
 from sktransfer import TransferClassifier, available_backbones, available_freeze_policies, registry
@@ -87,6 +88,16 @@ def test_runtime_registration(blobs):
         assert clf.transform(X).shape[1] == 3
     finally:
         registry._runtime_backbones.pop("tiny_runtime")
+
+
+def test_a_factory_that_returns_no_backbone_is_named(blobs):
+    registry.register_backbone("returns_a_module", lambda **kw: torch.nn.Linear(6, 3))
+    try:
+        with pytest.raises(TypeError, match="factory of backbone 'returns_a_module' "
+                                            "returned a Linear, not an sktransfer"):
+            TransferClassifier("returns_a_module", max_epochs=1).fit(*blobs)
+    finally:  # was an AttributeError ('Linear' object has no attribute 'kind')
+        registry._runtime_backbones.pop("returns_a_module")
 
 
 def test_a_factory_name_resolves_without_listing_the_families(monkeypatch):

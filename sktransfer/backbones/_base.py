@@ -65,6 +65,9 @@ class Standardize(nn.Module):
 class ImagePreprocess(nn.Module):
     """uint8 or [0, 1] float NCHW images -> resized, normalised float tensors.
 
+    A non-square image and a square ``image_size`` meet as image files do: the
+    shorter side is resized to the size and the centre is cropped.
+
     It runs inside the network, so uint8 images travel to the device as bytes (four
     times less to copy) and are converted there.
 
@@ -101,15 +104,30 @@ class ImagePreprocess(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
         if self.image_size is not None and tuple(x.shape[-2:]) != self.image_size:
-            shrink = x.shape[-2] > self.image_size[0] or x.shape[-1] > self.image_size[1]
-            x = nn.functional.interpolate(
-                x, size=self.image_size, mode="bilinear", align_corners=False, antialias=shrink
-            )
+            x = self._resize(x)
         if x.shape[1] == 1 and self.mean.shape[1] == 3:
             x = x.expand(-1, 3, -1, -1)
         x = (x - self.mean) / self.std
         if x.is_cuda:  # the estimator puts convolutional networks in channels-last on CUDA
             x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        """To ``image_size`` as an image file path is read (``ImagePathDataset``): a
+        non-square image meets a square size with its shorter side, and its centre is
+        cropped (no distortion); other sizes are stretched to. So arrays and paths of the
+        same photos give the network the same pixels."""
+        (h, w), (th, tw) = x.shape[-2:], self.image_size
+        size = (th, tw)
+        if th == tw and h != w:
+            size = (th, int(th * w / h)) if h < w else (int(th * h / w), th)
+        shrink = h > size[0] or w > size[1]
+        x = nn.functional.interpolate(
+            x, size=size, mode="bilinear", align_corners=False, antialias=shrink
+        )
+        if size != (th, tw):
+            top, left = int(round((size[0] - th) / 2.0)), int(round((size[1] - tw) / 2.0))
+            x = x[..., top:top + th, left:left + tw]
         return x
 
     def extra_repr(self) -> str:
@@ -159,6 +177,9 @@ class Backbone(nn.Module):
         The body's layers from input to output, each a list of submodule names of ``body``
         that train as one (a convolution and its BatchNorm, a residual block). Used by
         layer-wise learning-rate decay; see :meth:`layer_groups`.
+    min_image_size : int, default=1
+        Smallest side the network can run at (it downsamples by this factor); a smaller
+        ``image_size`` is refused with a clear error before training.
 
     Examples
     --------
@@ -182,6 +203,7 @@ class Backbone(nn.Module):
         preprocess: nn.Module | None = None,
         info: BackboneInfo | None = None,
         layer_groups: Sequence[Sequence[str]] | None = None,
+        min_image_size: int = 1,
     ):
         super().__init__()
         if kind not in ("tabular", "image"):
@@ -195,6 +217,7 @@ class Backbone(nn.Module):
         self.layer_group_names = (
             None if layer_groups is None else tuple(tuple(g) for g in layer_groups)
         )
+        self.min_image_size = int(min_image_size)
 
     def layer_groups(self) -> list[list[nn.Module]]:
         """The body's layers from input to output, each a list of modules that go together.
@@ -223,6 +246,45 @@ class Backbone(nn.Module):
     @property
     def image_size(self) -> tuple[int, int] | None:
         return getattr(self.preprocess, "image_size", None)
+
+    def check_channels(self, channels: int, holder: str, from_files: bool = False) -> None:
+        """Refuse images of ``channels`` channels that this network cannot take.
+
+        It takes its own number; a grey image also goes to a network normalised for RGB
+        (it is repeated three times). ``holder`` starts the message (``"X holds"``).
+        """
+        if self.kind != "image":
+            return
+        expected = int(self.input_shape[0])
+        grey_to_rgb = (channels == 1 and expected == 3
+                       and isinstance(self.preprocess, ImagePreprocess)
+                       and self.preprocess.mean.shape[1] == 3)
+        if channels != expected and not grey_to_rgb:
+            read = " (image files are read as 3-channel RGB)" if from_files else ""
+            if channels == 4 and expected == 3:
+                hint = "drop the alpha channel (X[..., :3] for channels-last arrays)"
+            elif expected == 1:
+                hint = ("convert them to grey" + (", and pass them as arrays"
+                                                  if from_files else ""))
+            elif channels == 1:
+                hint = f"repeat the grey channel {expected} times"
+            else:
+                hint = f"convert them to {expected} channels"
+            raise ValueError(
+                f"{holder} {channels}-channel images{read}, but the network takes "
+                f"{expected}-channel images: {hint}"
+            )
+
+    def check_image_size(self) -> None:
+        """Refuse an ``image_size`` smaller than the network can run at."""
+        size = self.image_size
+        least = getattr(self, "min_image_size", 1)  # Backbones pickled before it existed
+        if size is not None and min(size) < least:
+            name = self.info.name if self.info is not None else "this backbone"
+            raise ValueError(
+                f"image_size {size[0] if size[0] == size[1] else size} is too small for "
+                f"{name}, which downsamples by {least}: use image_size >= {least}"
+            )
 
     def prepare(self, x: torch.Tensor) -> None:
         """Fit data-dependent preprocessing (input standardisation) once, on training data."""

@@ -158,6 +158,7 @@ def cnn(
         # layers from input to output (layer-wise LR decay, ``last:k``): the stem, then
         # each stage's pooled convolution with its BatchNorm, and its residual branch
         layer_groups=groups,
+        min_image_size=2 ** len(channels),  # each stage halves the resolution
     )
     if weights is not None:
         if weights.lower() in ("imagenet", "default"):

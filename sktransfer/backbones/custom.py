@@ -22,7 +22,9 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...]) -> Backbone:
     if len(input_shape) == 1:
         kind, preprocess = "tabular", Standardize(input_shape[0])
     elif len(input_shape) == 3:
-        kind, preprocess = "image", ImagePreprocess(None)
+        # one mean and deviation for any number of channels: the module gets the channels
+        # the images have (grey stays one channel, RGBA four)
+        kind, preprocess = "image", ImagePreprocess(None, mean=(0.0,), std=(1.0,))
     else:
         raise ValueError(f"cannot tell tabular from image data with input_shape={input_shape}")
     try:

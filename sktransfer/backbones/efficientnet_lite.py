@@ -112,4 +112,5 @@ def efficientnet_lite0(
         layer_groups=[["model._conv_stem", "model._bn0"],
                       *[[f"model._blocks.{i}"] for i in range(len(model._blocks))],
                       ["model._conv_head", "model._bn1"]],
+        min_image_size=32,  # five stride-2 stages
     )

@@ -141,7 +141,8 @@ def load_image_folder(
     for index, class_dir in enumerate(class_dirs):
         files = _list_images(class_dir)
         if not files:
-            warnings.warn(f"Class folder {os.fspath(class_dir)!r} holds no images.", stacklevel=2)
+            # 3: past validate_params' wrapper, at the caller's line
+            warnings.warn(f"Class folder {os.fspath(class_dir)!r} holds no images.", stacklevel=3)
         filenames.extend(files)
         target.extend([index] * len(files))
     if not filenames:
@@ -168,11 +169,22 @@ def load_image_folder(
 
 
 def _list_images(folder: str | os.PathLike) -> list[str]:
-    """Absolute paths of the image files below ``folder`` (recursive, sorted, no hidden)."""
+    """Absolute paths of the image files below ``folder`` (recursive, sorted, no hidden).
+
+    Linked sub-folders are followed, as a linked class folder is (and as torchvision's
+    ``ImageFolder`` does), each real folder once, so a link to a parent cannot loop.
+    """
     folder = os.path.abspath(os.fspath(folder))
     out = []
-    for dirpath, dirnames, files in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    seen = {os.path.realpath(folder)}
+    for dirpath, dirnames, files in os.walk(folder, followlinks=True):
+        kept = []
+        for d in sorted(d for d in dirnames if not d.startswith(".")):
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if real not in seen:
+                seen.add(real)
+                kept.append(d)
+        dirnames[:] = kept
         out.extend(os.path.join(dirpath, f) for f in files if _is_image_file(f))
     return sorted(out, key=lambda p: os.path.relpath(p, folder).split(os.sep))
 

@@ -245,3 +245,26 @@ def test_load_image_folder_defaults_on_real_photos(shared_data, no_network):
         with Image.open(path) as img:
             sizes.add(img.size)
     assert len(sizes) > 1  # real photographs of different sizes
+
+
+def test_load_image_folder_follows_linked_sub_folders_once(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    Image.new("RGB", (4, 4)).save(elsewhere / "linked.png")
+    root = tmp_path / "root"
+    (root / "cat").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(root / "cat" / "own.png")
+    (root / "cat" / "more").symlink_to(elsewhere, target_is_directory=True)
+    (root / "cat" / "loop").symlink_to(root / "cat", target_is_directory=True)
+    data = load_image_folder(root)
+    names = sorted(p.rsplit("/", 1)[1] for p in data.filenames)
+    assert names == ["linked.png", "own.png"]  # the linked folder was skipped; no loop
+
+
+def test_load_image_folder_warns_at_the_callers_line(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "b" / "x.png")
+    with pytest.warns(UserWarning, match="holds no images") as record:
+        load_image_folder(tmp_path)
+    assert record[0].filename == __file__  # was sklearn's _param_validation.py

@@ -57,7 +57,9 @@ class PretrainedEncoder(_TransferEstimatorBase):
     input_shape : tuple of int, default=None
         ``(C, H, W)`` for 2-D arrays of flattened images.
     image_size : int, default=None
-        Resolution images are resized to; ``None`` uses the backbone's own.
+        Resolution images are resized to; ``None`` uses the backbone's own. Non-square
+        images are resized by their shorter side and centre-cropped, as arrays and as
+        files alike.
     batch_size : int, default=64
         Images or rows per forward pass.
     cache_features : bool, default=True

@@ -120,7 +120,9 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
         channels); checked against image arrays. Image values are uint8 (0-255) or floats
         in [0, 1] in every form; others are refused with the conversion to make.
     image_size : int, default=None
-        Resolution images are resized to; ``None`` uses the backbone's own.
+        Resolution images are resized to; ``None`` uses the backbone's own. Non-square
+        images are resized by their shorter side and centre-cropped, as arrays and as
+        files alike.
     augment : bool, {"flip_crop", "trivialaugment", "randaugment"} or v2 transform, \
 default=False
         Training-image augmentation on the device (:mod:`sktransfer.augment`): ``True``

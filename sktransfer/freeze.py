@@ -347,8 +347,9 @@ def strategy_for_policy(policy: FreezePolicy, pretrained: bool) -> str:
         return "feature-extraction"
     if isinstance(policy, FreezeLast):
         return {1: "last-1", 2: "last-2"}.get(int(policy.k), "fine-tune")
-    if isinstance(policy, GradualUnfreeze):
+    if isinstance(policy, GradualUnfreeze) and policy._epochs():
         return "gradual"
-    if isinstance(policy, FreezePolicy) and not isinstance(policy, FreezeNone):
+    # a GradualUnfreeze without head epochs trains every layer from the start, as FreezeNone
+    if isinstance(policy, FreezePolicy) and not isinstance(policy, FreezeNone | GradualUnfreeze):
         return "feature-extraction" if policy.keeps_backbone_frozen() else "fine-tune"
     return "fine-tune" if pretrained else "scratch"

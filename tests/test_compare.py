@@ -161,6 +161,7 @@ def exported():
         ({"freeze": "last:4"}, "fine-tune"),
         ({"freeze": "gradual"}, "gradual"),
         ({"freeze": GradualUnfreeze(head_epochs=2)}, "gradual"),
+        ({"freeze": GradualUnfreeze(head_epochs=0)}, "scratch"),  # every layer from the start
     ],
 )
 def test_infer_strategy(params, expected):

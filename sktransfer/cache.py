@@ -40,6 +40,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import math
 import os
 import pickle
 import re
@@ -67,7 +68,26 @@ __all__ = [
 
 logger = logging.getLogger("sktransfer")
 
-DEFAULT_MAX_BYTES = int(float(os.environ.get("SKTRANSFER_CACHE_MB", "2048")) * 2**20)
+
+
+def _max_bytes_from_env(default_mb: float = 2048.0) -> int:
+    """``SKTRANSFER_CACHE_MB`` in bytes; a value that is not a size warns and gives the
+    default (a cache never stops sktransfer from working)."""
+    text = os.environ.get("SKTRANSFER_CACHE_MB")
+    if text is None:
+        return int(default_mb * 2**20)
+    try:
+        mb = float(text)
+    except ValueError:
+        mb = math.nan
+    if not (math.isfinite(mb) and 0 <= mb <= 2**40):
+        warnings.warn(f"SKTRANSFER_CACHE_MB={text!r} is not a size in MiB (a number >= 0); "
+                      f"the feature cache uses the default, {default_mb:g}", stacklevel=2)
+        return int(default_mb * 2**20)
+    return int(mb * 2**20)
+
+
+DEFAULT_MAX_BYTES = _max_bytes_from_env()
 
 #: Memory taken by one entry beyond its embedding's bytes: the ``bytes`` header, the key
 #: tuple, the 16-byte sample digest and the ordered dict's node (about 210 bytes by

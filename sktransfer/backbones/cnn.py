@@ -15,6 +15,7 @@ residual convolution.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -161,7 +162,9 @@ def cnn(
         min_image_size=2 ** len(channels),  # each stage halves the resolution
     )
     if weights is not None:
-        if weights.lower() in ("imagenet", "default"):
+        if isinstance(weights, os.PathLike):
+            weights = os.fspath(weights)
+        if isinstance(weights, str) and weights.lower() in ("imagenet", "default"):
             raise ValueError(
                 "the small cnn has no published pretrained weights: use weights=None, a path "
                 "to a state dict, or backbone=<fitted>.export_backbone()"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from numbers import Integral
 
@@ -69,6 +70,8 @@ def mlp(
         layer_groups=[[str(i)] for i, m in enumerate(layers) if isinstance(m, nn.Linear)],
     )
     if weights is not None:
+        if isinstance(weights, os.PathLike):
+            weights = os.fspath(weights)
         if not isinstance(weights, (str, bytes)) or weights.lower() in ("imagenet", "default"):
             raise ValueError(
                 "the mlp backbone has no published pretrained weights: use weights=None, a "

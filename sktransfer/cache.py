@@ -518,6 +518,9 @@ class UnkeyableModule(ValueError):
 # Code of these libraries is identified by their version, not hashed.
 _LIBRARY_PREFIXES = ("torch.", "torchvision.", "sktransfer.", "efficientnet_lite_pytorch.")
 _SKIPPED_ATTRIBUTES = {"training"}
+#: what every ``torch.nn.Module`` holds (parameters, buffers, hooks...): walked apart or
+#: not part of the computation. A user's own private attributes (``self._scale``) count.
+_MODULE_INTERNALS = frozenset(vars(torch.nn.Module()))
 
 
 @functools.cache
@@ -585,7 +588,11 @@ class _Fingerprint:
 
     def function(self, func, depth: int = 0) -> None:
         func = getattr(func, "__func__", func)
-        func = getattr(func, "__wrapped__", func)
+        wrapped = getattr(func, "__wrapped__", None)
+        if wrapped is not None and wrapped is not func:
+            # a decorated method: the function it wraps, and the wrapper itself below (its
+            # closure holds the decorator's arguments: @scaled(2.0) is not @scaled(3.0))
+            self.function(wrapped, depth)
         if not isinstance(func, types.FunctionType):
             self.update(f"callable:{getattr(func, '__qualname__', type(func).__name__)}")
             return
@@ -678,8 +685,10 @@ class _Fingerprint:
         for name, m in root.named_modules(remove_duplicate=False):
             self.update(f"submodule:{name}")
             self.klass(type(m))
+            own = not _is_library(type(m).__module__)  # a library's class: its version
             for attr, v in sorted(vars(m).items()):
-                if attr.startswith("_") or attr in _SKIPPED_ATTRIBUTES:
+                if (attr in _SKIPPED_ATTRIBUTES or attr in _MODULE_INTERNALS
+                        or (attr.startswith("_") and not own)):
                     continue
                 try:
                     self.value(attr, v)
@@ -704,8 +713,9 @@ def module_fingerprint(module: torch.nn.Module) -> str:
 
     For every submodule: its class (module, qualified name, and the bytecode of the
     methods of every class in its MRO outside torch, torchvision and sktransfer, with the
-    plain functions and constants that code reads from its module), and its public
-    non-tensor attributes (``self.scale = 2.0``). Library classes are identified by the
+    plain functions and constants that code reads from its module), and its non-tensor
+    attributes (``self.scale = 2.0``; private ones too, for classes outside those
+    libraries). Library classes are identified by the
     library's version.
 
     Raises

@@ -202,6 +202,41 @@ def test_user_modules_with_equal_weights_and_another_forward_do_not_share(blobs)
     np.testing.assert_allclose(b.transform(X), 3 * a.transform(X), rtol=1e-5, atol=1e-6)
 
 
+class PrivateScaled(torch.nn.Module):
+    def __init__(self, factor):
+        super().__init__()
+        self.linear = torch.nn.Linear(6, 4)
+        self._factor = factor  # a private attribute forward reads
+
+    def forward(self, x):
+        return self.linear(x) * self._factor
+
+
+def _scaled_by(k):
+    import functools
+
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(*args):
+            return method(*args) * k
+        return wrapper
+    return decorate
+
+
+def test_private_attributes_and_decorator_arguments_are_part_of_the_key():
+    one, three = PrivateScaled(1.0), PrivateScaled(3.0)
+    three.load_state_dict(one.state_dict())
+    assert module_fingerprint(one) != module_fingerprint(three)  # was served one's features
+
+    def twin(k):
+        cls = type("Decorated", (torch.nn.Module,),
+                   {"forward": _scaled_by(k)(lambda self, x: x)})
+        cls.__qualname__ = "Decorated"
+        return cls()
+    assert module_fingerprint(twin(2.0)) != module_fingerprint(twin(3.0))
+    assert module_fingerprint(twin(2.0)) == module_fingerprint(twin(2.0))
+
+
 def _class_with_forward(factor):
     namespace = {}
     exec(f"def forward(self, x):\n    return x * {factor}\n", namespace)

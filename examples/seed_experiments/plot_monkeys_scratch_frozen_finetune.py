@@ -14,8 +14,8 @@ transfer from ImageNet. We compare
   tenth of the learning rate (``freeze=GradualUnfreeze(head_epochs=1)``).
 
 The photos are passed as **file paths**: the estimator decodes and resizes them batch by
-batch, and the frozen model's embeddings are computed once and cached (keyed by path,
-size and modification time of each file; see :ref:`feature_cache`).
+batch, and the frozen model's embeddings are computed once and cached (keyed by the
+content of each file; see :ref:`feature_cache`).
 
 .. note::
 

@@ -341,13 +341,18 @@ def _fitted_attributes(est, tensors: dict) -> dict:
 
 # ---------------------------------------------------------------------------------- load
 @validate_params({"path": [str, os.PathLike]}, prefer_skip_nested_validation=True)
-def load(path: str | os.PathLike):
+def load(path: str | os.PathLike, *, device: str | None = None):
     """Read an estimator written by :func:`save` (weights-only: no code runs).
 
     Parameters
     ----------
     path : str or path-like
         A file written by :func:`save`.
+    device : str, optional
+        Torch device to put the model on, instead of the saved ``device`` parameter:
+        ``"cpu"`` reads a model saved with ``device="cuda"`` on a machine without a GPU.
+        A ``mixed_precision="fp16"`` the device cannot run becomes ``"auto"`` (float32
+        on the CPU).
 
     Returns
     -------
@@ -407,6 +412,7 @@ def load(path: str | os.PathLike):
     cls = classes[doc["class"]]
     try:
         params = {k: _decode_param(v, tensors) for k, v in doc["params"].items()}
+        _choose_device(params, device, path)
         est = cls(**params)
         est._validate_params()  # a bad value names its parameter
         fitted = doc["fitted"]
@@ -426,6 +432,26 @@ def load(path: str | os.PathLike):
             f"{type(exc).__name__}: {exc}"
         ) from exc
     return est
+
+
+def _choose_device(params: dict, device: str | None, path) -> None:
+    """The device the model is loaded on: ``device`` if given, else the saved one, which
+    must exist here."""
+    if "device" not in params:
+        return
+    if device is None:
+        saved = str(params["device"])
+        if saved.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(
+                f"cannot load {path}: it was saved with device={saved!r} and CUDA is not "
+                "available here; read it onto the CPU with sktransfer.load(path, "
+                "device='cpu')"
+            )
+        return
+    params["device"] = device
+    if params.get("mixed_precision") in ("fp16", "float16") and not str(device).startswith(
+            ("cuda", "auto")):
+        params["mixed_precision"] = "auto"
 
 
 def _restore(est, fitted: dict, state: dict, tensors: dict) -> None:

@@ -244,3 +244,27 @@ def test_tta_flip_translate_refuses_one_pixel_images():
     with pytest.raises(ValueError, match="at least 2 x 2"):
         for view in tta_views("flip_translate"):
             view(torch.zeros(1, 3, 1, 5))
+
+
+def test_a_model_saved_for_cuda_loads_onto_the_cpu_when_asked(tmp_path, blobs):
+    import json
+
+    import torch
+
+    from sktransfer.persist import _digest
+
+    X, y = blobs
+    clf = TransferClassifier(**FAST).fit(X, y)
+    path = sktransfer.save(clf, tmp_path / "model.skt")
+    payload = torch.load(path, weights_only=True)  # as save writes it on a GPU machine
+    doc = json.loads(payload["json"])
+    doc["params"]["device"], doc["params"]["mixed_precision"] = "cuda", "fp16"
+    payload["json"] = json.dumps(doc)
+    payload["sha256"] = _digest(payload["json"], payload["tensors"])
+    torch.save(payload, path)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="saved with device='cuda'.*device='cpu'"):
+            sktransfer.load(path)
+    loaded = sktransfer.load(path, device="cpu")  # was impossible without a GPU
+    assert loaded.device == "cpu" and loaded.mixed_precision == "auto"
+    np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-6)

@@ -18,6 +18,7 @@ from skorch.utils import to_tensor
 from torch import nn
 
 from .augment import soft_target_loss
+from .schedules import PARTIAL_EPOCH
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -636,18 +637,29 @@ def release_device_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
+#: history keys of skorch and sktransfer that are no metric
+_BOOKKEEPING = frozenset({"batches", "train_batch_count", "valid_batch_count", "unfrozen",
+                          PARTIAL_EPOCH})
+
+
 def history_frame(history):
     """skorch ``History`` -> one pandas row per epoch with the metrics users plot."""
     import pandas as pd
 
     columns = ["epoch", "train_loss", "valid_loss", "train_acc", "valid_acc", "lr", "dur",
                "threads"]
+    # metrics of the user's callbacks (an EpochScoring's "roc_auc"): numbers skorch
+    # recorded beside these, not its bookkeeping ("*_best" flags, batch counts)
+    extra = list(dict.fromkeys(
+        key for row in history for key, value in row.items()
+        if key not in columns and key not in _BOOKKEEPING and not key.endswith("_best")
+        and isinstance(value, (int, float, np.number)) and not isinstance(value, bool)))
     rows = []
     for row in history:
-        record = {c: row.get(c, np.nan) for c in columns}
+        record = {c: row.get(c, np.nan) for c in (*columns, *extra)}
         record["unfrozen"] = bool(row.get("unfrozen", False))
         rows.append(record)
-    frame = pd.DataFrame(rows, columns=[*columns, "unfrozen"])
+    frame = pd.DataFrame(rows, columns=[*columns, *extra, "unfrozen"])
     # Optional columns go when absent; the loss stays, NaN and all, so a failure shows.
     absent = [c for c in ("valid_loss", "train_acc", "valid_acc", "dur", "threads")
               if frame[c].isna().all()]

@@ -238,11 +238,13 @@ default=False
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     history_ : pandas.DataFrame
-        One row per epoch: ``train_loss``, ``train_acc``, ``valid_loss``, ``valid_acc``
-        (validation columns when rows are held out), ``lr``, ``dur``, and
+        One row per epoch: ``epoch``, ``train_loss``, ``train_acc``, ``valid_loss``,
+        ``valid_acc`` (validation columns when rows are held out), ``lr``, ``dur``,
         ``threads`` when ``n_threads="tune"`` had more than one CPU thread to give
         (what each epoch ended on; ``<NA>`` for epochs of a continued fit run
-        otherwise).
+        otherwise), the metrics of ``callbacks`` (an ``EpochScoring("roc_auc")``'s
+        ``roc_auc``), and ``unfrozen`` (True at the epoch a staged policy unfroze the
+        backbone).
     net_ : skorch.NeuralNetClassifier
         The trained skorch net; ``net_.module_`` is the :class:`TransferNetwork`.
     freeze_policy_ : FreezePolicy

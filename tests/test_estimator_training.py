@@ -44,6 +44,8 @@ def test_user_callbacks_run_beside_the_estimators_own(blobs, tmp_path):
     assert _fitted_callback(clf, EpochCounter).epochs_ == FAST["max_epochs"]
     assert list(clf.net_.history[:, "counted"]) == [1, 2, 3, 4, 5]
     assert "train_acc" in clf.history_  # the estimator's own callback still runs
+    assert list(clf.history_["counted"]) == [1, 2, 3, 4, 5]  # a user's metric is kept
+    assert not any(c.endswith("_best") or c.endswith("_count") for c in clf.history_)
     assert (tmp_path / "ckpt" / "params.pt").is_file()
 
 

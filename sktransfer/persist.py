@@ -448,9 +448,11 @@ def _choose_device(params: dict, device: str | None, path) -> None:
                 "device='cpu')"
             )
         return
+    from ._training import resolve_device
+
     params["device"] = device
-    if params.get("mixed_precision") in ("fp16", "float16") and not str(device).startswith(
-            ("cuda", "auto")):
+    if (params.get("mixed_precision") in ("fp16", "float16")
+            and not resolve_device(device).startswith("cuda")):
         params["mixed_precision"] = "auto"
 
 

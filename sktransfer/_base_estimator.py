@@ -1285,6 +1285,38 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
             module=module,
         )
 
+    # -- scikit-learn protocol: torchvision transforms are values -------------------------
+    def get_params(self, deep: bool = True) -> dict:
+        """Parameters of this estimator (and of nested estimators with ``deep=True``).
+
+        A torch module (a torchvision ``v2`` transform given as ``augment``, a custom
+        backbone) is a value, not a nested estimator: many transforms have a static
+        ``get_params`` of their own, which scikit-learn would call as an estimator's.
+        """
+        out = super().get_params(deep=False)
+        if deep:
+            for key, value in list(out.items()):
+                if (hasattr(value, "get_params") and not isinstance(value, type)
+                        and not isinstance(value, torch.nn.Module)):
+                    out.update((f"{key}__{k}", v) for k, v in value.get_params().items())
+        return out
+
+    def __sklearn_clone__(self):
+        """:func:`sklearn.base.clone`, with torch modules among the parameters deep-copied
+        (``clone`` would take a transform with a static ``get_params`` for an estimator)."""
+        from sklearn.base import clone
+
+        params = self.get_params(deep=False)
+        if not any(isinstance(v, torch.nn.Module) and hasattr(v, "get_params")
+                   for v in params.values()):
+            return super().__sklearn_clone__()
+        new = type(self)(**{k: copy.deepcopy(v) if isinstance(v, torch.nn.Module)
+                            else clone(v, safe=False) for k, v in params.items()})
+        for attr in ("_metadata_request", "_sklearn_output_config"):
+            if hasattr(self, attr):
+                setattr(new, attr, copy.deepcopy(getattr(self, attr)))
+        return new
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         # Embeddings are computed in float32 whatever the input's dtype.

@@ -32,7 +32,7 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import check_cv
 from sklearn.utils import _safe_indexing
-from sklearn.utils._param_validation import validate_params
+from sklearn.utils._param_validation import InvalidParameterError, validate_params
 from sklearn.utils.metaestimators import available_if
 
 from .freeze import STRATEGY_FREEZE, strategy_for_policy
@@ -281,7 +281,12 @@ def _fit_predict(name, estimator, strategy, split, X_tr, y_tr, X_te, y_te) -> di
         estimator = FrozenEstimator(estimator)
     est = clone(estimator)  # a FrozenEstimator clones to itself
     start = time.perf_counter()
-    est.fit(X_tr, y_tr)  # a no-op for a FrozenEstimator
+    try:
+        est.fit(X_tr, y_tr)  # a no-op for a FrozenEstimator
+    except InvalidParameterError as exc:
+        # named after the model; a plain ValueError, or compare's validation wrapper would
+        # rename the estimator in the message to "compare"
+        raise ValueError(f"model {name!r}: {exc}") from exc
     fit_time = 0.0 if strategy == "source-only" else time.perf_counter() - start
     start = time.perf_counter()
     proba = decision = None
@@ -344,7 +349,8 @@ def _splits(X, y, cv, groups, test, classifier: bool = True):
         "experiment": [str],
         "settings": [Mapping, None],
     },
-    prefer_skip_nested_validation=True,
+    # False: the estimators fitted inside check their parameters, as in cross_validate
+    prefer_skip_nested_validation=False,
 )
 def compare(
     estimators: Mapping[str, Any],

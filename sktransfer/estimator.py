@@ -127,8 +127,10 @@ class TransferClassifier(ClassifierMixin, _TransferEstimatorBase):
 default=False
         Training-image augmentation on the device (:mod:`sktransfer.augment`): ``True``
         flips and small shifts; the names are torchvision ``v2`` policies; a v2 transform
-        object is applied per image in [0, 1]. On tabular data ``True`` does nothing:
-        a warning says so, and the feature cache stays available.
+        object is applied per image in [0, 1] (in a parameter grid, wrap it in
+        ``v2.Compose([...])``, which scikit-learn's grid cloning takes as a value). On
+        tabular data ``True`` does nothing: a warning says so, and the feature cache
+        stays available.
     mixup, cutmix : float, default=0.0
         Beta concentrations of MixUp / CutMix of training images (0: off). MixUp also
         mixes rows of tabular data; CutMix is for images only.

@@ -16,7 +16,12 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.utils._param_validation import HasMethods, Interval, validate_params
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    InvalidParameterError,
+    validate_params,
+)
 from skorch.callbacks import Callback
 
 from .freeze import FreezeBackbone
@@ -174,7 +179,8 @@ def _suggest(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float]:
         "diverge": [Interval(Real, 1, None, closed="neither")],
         "sample_weight": ["array-like", None],
     },
-    prefer_skip_nested_validation=True,
+    # False: the estimators fitted inside check their parameters, as in cross_validate
+    prefer_skip_nested_validation=False,
 )
 def lr_find(estimator, X, y, *, start_lr: float = 1e-7, end_lr: float = 10.0,
             num_iter: int = 100, smooth: float = 0.05, diverge: float = 4.0,
@@ -239,6 +245,11 @@ def lr_find(estimator, X, y, *, start_lr: float = 1e-7, end_lr: float = 10.0,
             f"(a network trained by batches, with lr, callbacks and max_epochs parameters); "
             f"{type(estimator).__name__} has no {', '.join(missing)} parameter"
         )
+    try:  # before the sweep is sized from them (batch_size=0)
+        if hasattr(est, "_validate_params"):
+            est._validate_params()
+    except InvalidParameterError as exc:
+        raise ValueError(f"the estimator: {exc}") from exc
     if params.get("head_solver") == "lbfgs":
         raise ValueError(
             "lr_find sweeps the rate of training by batches, but head_solver='lbfgs' solves "
@@ -265,6 +276,8 @@ def lr_find(estimator, X, y, *, start_lr: float = 1e-7, end_lr: float = 10.0,
     est.set_params(**updates)
     try:
         est.fit(X, y, sample_weight=sample_weight)
+    except InvalidParameterError as exc:  # the estimator's, not lr_find's (a plain
+        raise ValueError(f"the estimator: {exc}") from exc  # ValueError keeps its name)
     except ValueError:
         # a diverged sweep may leave non-finite weights the estimator refuses to keep;
         # what the sweep recorded before that is the result

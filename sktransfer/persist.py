@@ -340,7 +340,8 @@ def _fitted_attributes(est, tensors: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------- load
-@validate_params({"path": [str, os.PathLike]}, prefer_skip_nested_validation=True)
+@validate_params({"path": [str, os.PathLike], "device": [str, None]},
+                 prefer_skip_nested_validation=True)
 def load(path: str | os.PathLike, *, device: str | None = None):
     """Read an estimator written by :func:`save` (weights-only: no code runs).
 

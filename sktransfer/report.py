@@ -138,7 +138,12 @@ def _neural_models(result) -> list[str]:
 
 
 def _targets(result, target: Any) -> list:
-    return result.targets if target is None else [target]
+    if target is None:
+        return result.targets
+    if not _same(pd.Series(result.targets, dtype=object), target).any():
+        raise ValueError(f"target {target!r} is not in this result; its targets are "
+                         f"{result.targets}")
+    return [target]
 
 
 def _curves(result, model: str, target: Any) -> pd.DataFrame | None:
@@ -309,6 +314,10 @@ def plot_overlay(result, metric: str | None = None, target: Any = None) -> Figur
     styles = _model_styles(result)
     models = sorted(models, key=lambda m: styles[m]["order"])
     targets = _targets(result, target)
+    drawn = [c for pair in _CURVES.values() for c in pair if c in result.histories]
+    if metric is not None and metric not in drawn:
+        raise ValueError(f"metric {metric!r} is not a training curve of this result; use "
+                         f"one of {drawn}, or None for the loss and accuracy panels")
     kinds = list(_CURVES) if metric is None else [metric]
     fig = Figure(figsize=(5.2 * len(kinds) + 2.6, 3.0 * len(targets) + 1.0),
                  layout="constrained")

@@ -269,6 +269,17 @@ class ComparisonResult:
         results = list(results)
         if not results:
             raise ValueError("concat needs at least one result")
+        seen: dict = {}
+        for i, r in enumerate(results):
+            for pair in dict.fromkeys(zip(r.scores["target"], r.scores["model"])):
+                if pair in seen:  # their scores would be pooled into one row
+                    target, model = pair
+                    raise ValueError(
+                        f"results {seen[pair]} and {i} both hold model {model!r} on target "
+                        f"{target!r}; give each result its own target (compare(..., "
+                        "target=...)) or its models other names"
+                    )
+                seen[pair] = i
         metrics = list(dict.fromkeys(m for r in results for m in r.metrics))
         histories = [r.histories for r in results if r.histories is not None]
         confusion = {k: v for r in results for k, v in r.confusion.items()}

@@ -177,6 +177,17 @@ def test_infer_strategy_of_transferred_pipelines_and_baselines(exported):
     assert "source-only" in STRATEGIES
 
 
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_the_compared_models_parameters_are_validated(binary_data, n_jobs):
+    X, y = binary_data
+    with pytest.raises(ValueError, match="model 'bad': The 'max_epochs' parameter of "
+                                         "TransferClassifier must be"):
+        compare({"bad": TransferClassifier("mlp", max_epochs=0)}, X, y, cv=2,
+                n_jobs=n_jobs, progress=False)  # was fitted untrained and scored
+    with pytest.raises(ValueError, match="'C' parameter of LogisticRegression"):
+        compare({"lr": LogisticRegression(C=-1.0)}, X, y, cv=2, progress=False)
+
+
 def test_strategies_are_validated(binary_data):
     X, y = binary_data
     with pytest.raises(ValueError, match="unknown strategy 'transfer'"):
@@ -248,6 +259,10 @@ def test_concat_keeps_targets_apart(binary_data):
                                   for t in ("batch 4", "batch 5")}
     assert list(res.winners()["target"]) == ["batch 4", "batch 5"]
     assert set(res.settings["per_target"]) == {"batch 4", "batch 5"}
+    other = compare({"lr": DummyClassifier()}, X, y, cv=3, target="batch 4", progress=False)
+    with pytest.raises(ValueError, match="results 0 and 2 both hold model 'lr' on target "
+                                         "'batch 4'"):
+        ComparisonResult.concat([*parts, other])  # was one row averaging two models
 
 
 def test_json_rows_are_flat_and_round_trip(binary_data):

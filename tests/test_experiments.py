@@ -104,6 +104,18 @@ def test_run_gas_errors(gas):
         run_gas(gas.data, gas.target, gas.batch, [1], [9], **TINY_GAS)
     with pytest.raises(ValueError, match="unknown strategy"):
         run_gas(gas.data, gas.target, gas.batch, [1], [4], strategies="last-1", **TINY_GAS)
+    with pytest.raises(ValueError, match=r"target batches \[4\] are listed more than once"):
+        run_gas(gas.data, gas.target, gas.batch, [1], [4, 5, 4], **TINY_GAS)  # was merged
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5])
+def test_experiment_epochs_are_checked(gas, bad):
+    with pytest.raises(ValueError, match="epochs must be a positive int"):
+        run_gas(gas.data, gas.target, gas.batch, [1], [4], epochs=bad, strategies="scratch")
+    with pytest.raises(ValueError, match="source_epochs must be a positive int"):
+        run_gas(gas.data, gas.target, gas.batch, [1], [4], source_epochs=bad)
+    with pytest.raises(ValueError, match="epochs must be a positive int"):
+        run_monkeys("/nowhere", epochs=bad)  # epochs=0 fell back to the defaults
 
 
 def _fake_cifar(subset, *, data_home=None, download=False, max_per_class=None, verbose=0):

@@ -171,6 +171,22 @@ def test_augment_policies_fit(tiny_images, augment):
     assert clone(clf).get_params()["augment"] is not None
 
 
+def test_a_transform_with_a_static_get_params_is_a_value(tiny_images):
+    from sklearn.model_selection import cross_val_score
+
+    X, y = tiny_images
+    crop = v2.RandomCrop(8, padding=1)  # RandomCrop.get_params(img, output_size) is static
+    clf = TransferClassifier("cnn", backbone_kwargs=TINY_CNN, augment=crop, max_epochs=1,
+                             random_state=0)
+    assert clf.get_params()["augment"] is crop  # was a TypeError from RandomCrop.get_params
+    assert clf.set_params(lr=1e-2).lr == 1e-2
+    copy = clone(clf)
+    assert isinstance(copy.augment, v2.RandomCrop) and copy.augment is not crop
+    assert len(cross_val_score(clf, X, y, cv=2)) == 2
+    grid = {"augment": [v2.Compose([crop]), v2.Compose([v2.ColorJitter(0.2)])]}
+    GridSearchCV(clf, grid, cv=2).fit(X, y)  # the documented way in a grid
+
+
 def test_mixing_with_sample_weights_and_smoothing(tiny_images):
     X, y = tiny_images
     w = np.where(y == 0, 2.0, 0.5)
@@ -233,6 +249,12 @@ def test_lr_find_with_gradual_sweeps_the_head_alone_every_batch(blobs, source_ml
     result = lr_find(clf, X, y, num_iter=num_iter, end_lr=100.0)
     assert len(result.lrs) == len(trainable) >= 3
     assert not any(trainable)  # before: unfrozen after the head stage's one epoch
+
+
+def test_lr_find_checks_the_estimators_parameters(blobs):
+    X, y = blobs
+    with pytest.raises(ValueError, match="'batch_size' parameter of TransferClassifier"):
+        lr_find(TransferClassifier(batch_size=0), X, y)  # was a ZeroDivisionError
 
 
 def test_lr_find_refuses_the_exact_head_solver(blobs, source_mlp):

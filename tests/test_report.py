@@ -116,6 +116,11 @@ def test_plot_functions(result):
         plot_metrics(result, metrics=["auc"])
     fig = plot_confusion_matrices(result)
     assert len(fig.axes) == 8 + 1  # 4 models x 2 targets, and one colour bar
+    for plot in (plot_metrics, plot_confusion_matrices, plot_overlay):
+        with pytest.raises(ValueError, match="target 'third' is not in this result"):
+            plot(result, target="third")  # was a figure of empty panels
+    with pytest.raises(ValueError, match="metric 'accuracy' is not a training curve"):
+        plot_overlay(result, metric="accuracy")
 
 
 def _texts(fig) -> str:

@@ -100,6 +100,15 @@ def held_out_split(
     return np.sort(train), np.sort(test)
 
 
+def check_epochs(**values) -> None:
+    """A clear ValueError for an experiment's epoch counts that are not positive ints
+    (``None`` allowed: the experiment's own default)."""
+    for name, value in values.items():
+        if value is not None and (not isinstance(value, numbers.Integral)
+                                  or isinstance(value, bool) or value < 1):
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
 def check_threads(threads) -> None:
     """A clear ValueError for an experiment's ``threads`` that is not None, "tune" or > 0."""
     if threads is None or threads == "tune":

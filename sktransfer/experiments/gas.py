@@ -16,6 +16,7 @@ from ..freeze import GradualUnfreeze
 from ..preprocessing import _check_preprocessing, preprocess_gas
 from ._common import (
     baselines_in,
+    check_epochs,
     few_label_splits,
     network_threads,
     say,
@@ -339,12 +340,16 @@ def run_gas(
     if ensemble < 1:
         raise ValueError(f"ensemble must be >= 1, got {ensemble!r}")
     _check_preprocessing(preprocessing)
+    check_epochs(epochs=epochs, source_epochs=source_epochs)
     labels = np.asarray(y) if gas is None else make_gas_binary(y, gas)
     X = preprocess_gas(X, batch, preprocessing)
     X_src, y_src, targets = split_gas_batches(X, labels, batch, source_batches, target_batches)
     overlap = sorted(set(source_batches) & set(target_batches))
     if overlap:
         raise ValueError(f"batches {overlap} are both source and target")
+    twice = sorted({b for b in target_batches if list(target_batches).count(b) > 1})
+    if twice:
+        raise ValueError(f"target batches {twice} are listed more than once")
     class_weight = None if gas is None else "balanced"
     names = ({i: n for i, n in enumerate(GAS_NAMES)} if gas is None
              else {0: "other", 1: gas})

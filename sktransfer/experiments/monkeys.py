@@ -9,7 +9,14 @@ from ..compare import ComparisonResult, compare
 from ..datasets import fetch_monkeys
 from ..estimator import TransferClassifier
 from ..freeze import STRATEGY_FREEZE, GradualUnfreeze
-from ._common import held_out_split, network_threads, say, select_strategies, torch_threads
+from ._common import (
+    check_epochs,
+    held_out_split,
+    network_threads,
+    say,
+    select_strategies,
+    torch_threads,
+)
 
 __all__ = ["MONKEYS_STRATEGIES", "run_monkeys"]
 
@@ -221,10 +228,12 @@ def run_monkeys(
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
     notes: list[str] = []
-    n_epochs = {
-        "scratch": epochs or scratch_epochs,
-        "feature-extraction": epochs or fe_epochs,
-        "fine-tune": epochs or ft_epochs,
+    check_epochs(epochs=epochs, scratch_epochs=scratch_epochs, fe_epochs=fe_epochs,
+                 ft_epochs=ft_epochs)
+    n_epochs = {  # epochs=0 was taken for None (the defaults); now it is an error
+        "scratch": scratch_epochs if epochs is None else epochs,
+        "feature-extraction": fe_epochs if epochs is None else epochs,
+        "fine-tune": ft_epochs if epochs is None else epochs,
     }
     with torch_threads(threads):
         say(f"loading the monkey images at {image_size} px", progress)

@@ -230,6 +230,16 @@ class FeatureCache:
         -------
         torch.Tensor of shape (n_samples, n_features), on the CPU.
         """
+        first: dict[bytes, int] = {}  # each key's first position
+        for i, key in enumerate(sample_keys):
+            first.setdefault(key, i)
+        if len(first) < len(sample_keys):  # repeated rows (an oversampler's copies):
+            unique = list(first)           # looked up and computed once each
+            rows = self.get_many(backbone_key, unique,
+                                 lambda idx: compute([first[unique[j]] for j in idx]),
+                                 directory)
+            position = {key: j for j, key in enumerate(unique)}
+            return rows[[position[key] for key in sample_keys]]
         n = len(sample_keys)
         found: dict[int, bytes] = {}
         with self._lock:

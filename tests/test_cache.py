@@ -130,6 +130,20 @@ def test_memory_is_bounded_least_recently_used_out():
     assert cache.misses == 16 and len(cache) == 10
 
 
+def test_repeated_rows_are_computed_once():
+    cache = FeatureCache()
+    keys = [b"a", b"b", b"a", b"c", b"b", b"a"]  # an oversampler's copies
+    asked = []
+
+    def compute(idx):
+        asked.append(list(idx))
+        return torch.tensor([[float(i)] for i in idx])  # the row's position as its value
+    rows = cache.get_many("b", keys, compute)
+    assert asked == [[0, 1, 3]]  # each distinct row once (was all six)
+    assert rows[:, 0].tolist() == [0.0, 1.0, 0.0, 3.0, 1.0, 0.0]
+    assert cache.misses == 3
+
+
 def test_disk_directory_outlives_memory(blobs, exported, tmp_path):
     X, y = blobs
     params = dict(backbone=exported, freeze="backbone", max_epochs=1, cache_dir=str(tmp_path),

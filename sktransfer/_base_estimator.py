@@ -1148,15 +1148,8 @@ class _TransferEstimatorBase(ClassNamePrefixFeaturesOutMixin, TransformerMixin, 
 
     def _check_channels(self, inputs: Inputs) -> None:
         """Images of a channel count the fitted network cannot take: a clear error."""
-        paths = inputs.kind == "paths"
-        channels = 3 if paths else inputs.sample_shape[0]
-        if self.input_kind_ == "image" and not paths and channels != self.input_shape_[0]:
-            raise ValueError(
-                f"the model was fitted on {self.input_shape_[0]}-channel images, X has "
-                f"{channels} channels"
-            )
-        _uncompiled(self.net_.module_).backbone.check_channels(channels, "X holds",
-                                                                from_files=paths)
+        check_fitted_channels(_uncompiled(self.net_.module_).backbone, inputs,
+                              self.input_kind_, self.input_shape_, "model")
 
     def _attach_accelerator(self, net, accelerator) -> None:
         """A continued fit trains the fitted net with this fit's accelerator."""
@@ -1422,6 +1415,18 @@ def _snapshot_value(value):
     if isinstance(value, list):
         return [_snapshot_value(v) for v in value]
     return value
+
+
+def check_fitted_channels(backbone: Backbone, inputs: Inputs, fitted_kind: str,
+                          fitted_shape, what: str) -> None:
+    """Images (arrays or files) of a channel count the fitted ``backbone`` cannot take,
+    or other than the arrays it was fitted on: a clear error, not one from a layer."""
+    paths = inputs.kind == "paths"
+    channels = 3 if paths else inputs.sample_shape[0]
+    backbone.check_channels(channels, "X holds", from_files=paths)  # with a hint
+    if fitted_kind == "image" and not paths and channels != fitted_shape[0]:
+        raise ValueError(f"the {what} was fitted on {fitted_shape[0]}-channel images, X has "
+                         f"{channels} channels")
 
 
 def _uncompiled(module: torch.nn.Module) -> torch.nn.Module:

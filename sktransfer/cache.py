@@ -82,7 +82,7 @@ def _max_bytes_from_env(default_mb: float = 2048.0) -> int:
         mb = math.nan
     if not (math.isfinite(mb) and 0 <= mb <= 2**40):
         warnings.warn(f"SKTRANSFER_CACHE_MB={text!r} is not a size in MiB (a number >= 0); "
-                      f"the feature cache uses the default, {default_mb:g}", stacklevel=2)
+                      f"the feature cache uses the default, {default_mb:g} MiB", stacklevel=2)
         return int(default_mb * 2**20)
     return int(mb * 2**20)
 
@@ -238,6 +238,8 @@ class FeatureCache:
             rows = self.get_many(backbone_key, unique,
                                  lambda idx: compute([first[unique[j]] for j in idx]),
                                  directory)
+            with self._lock:  # the copies were served without computing: hits
+                self.hits += len(sample_keys) - len(unique)
             position = {key: j for j, key in enumerate(unique)}
             return rows[[position[key] for key in sample_keys]]
         n = len(sample_keys)
@@ -606,7 +608,9 @@ class _Fingerprint:
         if not isinstance(func, types.FunctionType):
             self.update(f"callable:{getattr(func, '__qualname__', type(func).__name__)}")
             return
-        if _is_library(func.__module__):
+        # where the code was written, not ``__module__`` (functools.wraps copies the
+        # wrapped function's: torch's own decorators would pass for user code)
+        if _is_library(func.__globals__.get("__name__", func.__module__)):
             self.update(f"lib:{func.__module__}.{func.__qualname__}")
             return
         self.code(func.__code__)
@@ -703,6 +707,9 @@ class _Fingerprint:
                 try:
                     self.value(attr, v)
                 except UnkeyableModule as exc:
+                    if attr.startswith("_"):  # private state (a lock, a handle): its type
+                        self.update(f"{attr}:{type(v).__module__}.{type(v).__qualname__}")
+                        continue
                     where = f"{type(m).__qualname__} at {name or 'top'!r}"
                     raise UnkeyableModule(f"{where}: {exc}") from exc
 

@@ -273,6 +273,12 @@ def _score(fit: dict, scorers: dict[str, Any]) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------- fitting
+class ModelParameterError(ValueError, TypeError):
+    """A parameter of an estimator given to :func:`~sktransfer.compare` or
+    :func:`~sktransfer.lr_find` is invalid (scikit-learn's ``InvalidParameterError``,
+    named after the model; both derive from ``ValueError`` and ``TypeError``)."""
+
+
 def _fit_predict(name, estimator, strategy, split, X_tr, y_tr, X_te, y_te) -> dict:
     """Fit one model on one split (a frozen one is used as given) and predict the test rows."""
     from .estimator import TransferClassifier
@@ -284,9 +290,9 @@ def _fit_predict(name, estimator, strategy, split, X_tr, y_tr, X_te, y_te) -> di
     try:
         est.fit(X_tr, y_tr)  # a no-op for a FrozenEstimator
     except InvalidParameterError as exc:
-        # named after the model; a plain ValueError, or compare's validation wrapper would
-        # rename the estimator in the message to "compare"
-        raise ValueError(f"model {name!r}: {exc}") from exc
+        # named after the model; not an InvalidParameterError, or compare's validation
+        # wrapper would rename the estimator in the message to "compare"
+        raise ModelParameterError(f"model {name!r}: {exc}") from exc
     fit_time = 0.0 if strategy == "source-only" else time.perf_counter() - start
     start = time.perf_counter()
     proba = decision = None

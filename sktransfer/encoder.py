@@ -22,7 +22,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._base_estimator import _run_batches, _TransferEstimatorBase, unchanged_on_error
+from ._base_estimator import (
+    _run_batches,
+    _TransferEstimatorBase,
+    check_fitted_channels,
+    unchanged_on_error,
+)
 from ._training import resolve_amp, resolve_device
 from .cache import backbone_digest
 
@@ -221,12 +226,9 @@ class PretrainedEncoder(_TransferEstimatorBase):
             )
         if inputs.kind != "paths" and self.input_kind_ != "paths":
             self._check_columns(X, inputs, reset=False)
-        if (inputs.kind == "image" and self.input_kind_ == "image"
-                and inputs.sample_shape[0] != self.input_shape_[0]):
-            raise ValueError(
-                f"the encoder was fitted on {self.input_shape_[0]}-channel images, X has "
-                f"{inputs.sample_shape[0]} channels"
-            )
+        if inputs.kind != "tabular":
+            check_fitted_channels(self.backbone_, inputs, self.input_kind_,
+                                  self.input_shape_, "encoder")
         device = resolve_device(self.device)
         backbone = self.backbone_.to(device)
         amp_dtype = resolve_amp(self.mixed_precision, device)

@@ -347,7 +347,7 @@ def strategy_for_policy(policy: FreezePolicy, pretrained: bool) -> str:
         return "feature-extraction"
     if isinstance(policy, FreezeLast):
         return {1: "last-1", 2: "last-2"}.get(int(policy.k), "fine-tune")
-    if isinstance(policy, GradualUnfreeze) and policy._epochs():
+    if isinstance(policy, GradualUnfreeze) and policy.head_epochs != 0:  # checked at fit
         return "gradual"
     # a GradualUnfreeze without head epochs trains every layer from the start, as FreezeNone
     if isinstance(policy, FreezePolicy) and not isinstance(policy, FreezeNone | GradualUnfreeze):

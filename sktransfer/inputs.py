@@ -357,9 +357,9 @@ class ImagePathDataset(torch.utils.data.Dataset):
                 odd = next(k for k, size in enumerate(sizes) if size != sizes[0])
                 raise ValueError(
                     f"image files of different sizes cannot form one batch: "
-                    f"{self.paths[indices[0]]!r} is {sizes[0][0]}x{sizes[0][1]}, "
-                    f"{self.paths[indices[odd]]!r} {sizes[odd][0]}x{sizes[odd][1]}; pass "
-                    "image_size= to have them resized"
+                    f"{self.paths[indices[0]]!r} is {sizes[0][1]} wide and {sizes[0][0]} "
+                    f"high, {self.paths[indices[odd]]!r} {sizes[odd][1]} by {sizes[odd][0]}; "
+                    "pass image_size= to have them resized"
                 )
             x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)
         if self.sample_weight is None:

@@ -24,6 +24,7 @@ from sklearn.utils._param_validation import (
 )
 from skorch.callbacks import Callback
 
+from .compare import ModelParameterError
 from .freeze import FreezeBackbone
 
 
@@ -249,7 +250,7 @@ def lr_find(estimator, X, y, *, start_lr: float = 1e-7, end_lr: float = 10.0,
         if hasattr(est, "_validate_params"):
             est._validate_params()
     except InvalidParameterError as exc:
-        raise ValueError(f"the estimator: {exc}") from exc
+        raise ModelParameterError(f"the estimator: {exc}") from exc
     if params.get("head_solver") == "lbfgs":
         raise ValueError(
             "lr_find sweeps the rate of training by batches, but head_solver='lbfgs' solves "
@@ -273,11 +274,13 @@ def lr_find(estimator, X, y, *, start_lr: float = 1e-7, end_lr: float = 10.0,
         # a staged policy (LP-FT) trains the head alone first: every batch of the sweep
         # does so, whatever the number of epochs the sweep needs
         updates["freeze"] = FreezeBackbone()
+        if params.get("weight_interpolation") is not None:  # WiSE-FT needs both stages
+            updates["weight_interpolation"] = None
     est.set_params(**updates)
     try:
         est.fit(X, y, sample_weight=sample_weight)
-    except InvalidParameterError as exc:  # the estimator's, not lr_find's (a plain
-        raise ValueError(f"the estimator: {exc}") from exc  # ValueError keeps its name)
+    except InvalidParameterError as exc:  # the estimator's, not lr_find's (renamed
+        raise ModelParameterError(f"the estimator: {exc}") from exc  # by the wrapper)
     except ValueError:
         # a diverged sweep may leave non-finite weights the estimator refuses to keep;
         # what the sweep recorded before that is the result

@@ -353,7 +353,7 @@ def load(path: str | os.PathLike, *, device: str | None = None):
         Torch device to put the model on, instead of the saved ``device`` parameter:
         ``"cpu"`` reads a model saved with ``device="cuda"`` on a machine without a GPU.
         A ``mixed_precision="fp16"`` the device cannot run becomes ``"auto"`` (float32
-        on the CPU).
+        on the CPU), with or without this argument.
 
     Returns
     -------
@@ -440,6 +440,8 @@ def _choose_device(params: dict, device: str | None, path) -> None:
     must exist here."""
     if "device" not in params:
         return
+    from ._training import resolve_device
+
     if device is None:
         saved = str(params["device"])
         if saved.startswith("cuda") and not torch.cuda.is_available():
@@ -448,12 +450,12 @@ def _choose_device(params: dict, device: str | None, path) -> None:
                 "available here; read it onto the CPU with sktransfer.load(path, "
                 "device='cpu')"
             )
-        return
-    from ._training import resolve_device
-
-    params["device"] = device
+    else:
+        params["device"] = device
+    # float16 autocast needs CUDA: a model saved on a GPU machine with device="auto"
+    # runs here in float32 ("auto")
     if (params.get("mixed_precision") in ("fp16", "float16")
-            and not resolve_device(device).startswith("cuda")):
+            and not resolve_device(params["device"]).startswith("cuda")):
         params["mixed_precision"] = "auto"
 
 

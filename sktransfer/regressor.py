@@ -194,7 +194,7 @@ random_state, verbose
                 w = np.ones(len(y2))  # the base class reports bad weights with their reason
             self.y_mean_ = np.average(y2, axis=0, weights=w)
             scale = np.sqrt(np.average((y2 - self.y_mean_) ** 2, axis=0, weights=w))
-            # constant (to rounding) relative to its own size, as StandardScaler judges;
+            # constant (to rounding) relative to its own size, as StandardScaler's test is;
             # an absolute floor left targets of scale 1e-13 unscaled, under the network's
             # initial outputs
             constant = (scale == 0) | (scale <= 1e-12 * np.abs(self.y_mean_))

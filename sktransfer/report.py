@@ -316,8 +316,8 @@ def plot_overlay(result, metric: str | None = None, target: Any = None) -> Figur
     targets = _targets(result, target)
     drawn = [c for pair in _CURVES.values() for c in pair if c in result.histories]
     if metric is not None and metric not in drawn:
-        raise ValueError(f"metric {metric!r} is not a training curve of this result; use "
-                         f"one of {drawn}, or None for the loss and accuracy panels")
+        raise ValueError(f"metric {metric!r} is not a loss or accuracy curve of this "
+                         f"result; use one of {drawn}, or None for both panels")
     kinds = list(_CURVES) if metric is None else [metric]
     fig = Figure(figsize=(5.2 * len(kinds) + 2.6, 3.0 * len(targets) + 1.0),
                  layout="constrained")

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import threading
 import warnings
 
 import numpy as np
@@ -141,7 +142,7 @@ def test_repeated_rows_are_computed_once():
     rows = cache.get_many("b", keys, compute)
     assert asked == [[0, 1, 3]]  # each distinct row once (was all six)
     assert rows[:, 0].tolist() == [0.0, 1.0, 0.0, 3.0, 1.0, 0.0]
-    assert cache.misses == 3
+    assert cache.misses == 3 and cache.hits == 3  # the copies count as found
 
 
 def test_disk_directory_outlives_memory(blobs, exported, tmp_path):
@@ -249,6 +250,24 @@ def test_private_attributes_and_decorator_arguments_are_part_of_the_key():
         return cls()
     assert module_fingerprint(twin(2.0)) != module_fingerprint(twin(3.0))
     assert module_fingerprint(twin(2.0)) == module_fingerprint(twin(2.0))
+
+
+class AutocastWithALock(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(6, 4)
+        self._lock = threading.Lock()  # private state that cannot be pickled
+
+    @torch.autocast("cpu", enabled=False)  # a library's decorator (functools.wraps)
+    def forward(self, x):
+        return self.linear(x)
+
+
+def test_library_decorators_and_unpicklable_private_state_keep_a_stable_key():
+    module = AutocastWithALock()
+    before = module_fingerprint(module)  # keyable: the lock counts by its type
+    module(torch.zeros(2, 6))
+    assert module_fingerprint(module) == before  # the decorator's state is torch's
 
 
 def _class_with_forward(factor):

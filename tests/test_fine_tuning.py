@@ -249,6 +249,8 @@ def test_lr_find_with_gradual_sweeps_the_head_alone_every_batch(blobs, source_ml
     result = lr_find(clf, X, y, num_iter=num_iter, end_lr=100.0)
     assert len(result.lrs) == len(trainable) >= 3
     assert not any(trainable)  # before: unfrozen after the head stage's one epoch
+    clf.set_params(weight_interpolation=0.5)  # WiSE-FT, which needs both stages, is left out
+    assert len(lr_find(clf, X, y, num_iter=num_iter, end_lr=100.0).lrs) >= 3
 
 
 def test_lr_find_checks_the_estimators_parameters(blobs):

@@ -102,6 +102,6 @@ def test_a_batch_of_files_of_different_sizes_without_image_size_is_explained(tmp
         paths.append(str(tmp_path / f"{i}.png"))
         Image.new("RGB", (width, 12)).save(paths[-1])
     ds = ImagePathDataset(np.array(paths, dtype=object), None, n_threads=1)
-    with pytest.raises(ValueError, match=r"different sizes.*0.png' is 12x12.*1.png' 12x16; "
-                                         "pass image_size="):
+    with pytest.raises(ValueError, match=r"different sizes.*0.png' is 12 wide and 12 high, "
+                                         r".*1.png' 16 by 12; pass image_size="):
         ds[torch.arange(2)]  # was numpy's "all input arrays must have the same shape"

@@ -268,3 +268,9 @@ def test_a_model_saved_for_cuda_loads_onto_the_cpu_when_asked(tmp_path, blobs):
     loaded = sktransfer.load(path, device="cpu")  # was impossible without a GPU
     assert loaded.device == "cpu" and loaded.mixed_precision == "auto"
     np.testing.assert_allclose(loaded.predict_proba(X), clf.predict_proba(X), rtol=1e-6)
+    if not torch.cuda.is_available():  # saved on a GPU machine with the default device
+        doc["params"]["device"] = "auto"
+        payload["json"] = json.dumps(doc)
+        payload["sha256"] = _digest(payload["json"], payload["tensors"])
+        torch.save(payload, path)
+        assert sktransfer.load(path).mixed_precision == "auto"  # was "fp16 needs CUDA"

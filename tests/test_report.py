@@ -119,7 +119,7 @@ def test_plot_functions(result):
     for plot in (plot_metrics, plot_confusion_matrices, plot_overlay):
         with pytest.raises(ValueError, match="target 'third' is not in this result"):
             plot(result, target="third")  # was a figure of empty panels
-    with pytest.raises(ValueError, match="metric 'accuracy' is not a training curve"):
+    with pytest.raises(ValueError, match="metric 'accuracy' is not a loss or accuracy curve"):
         plot_overlay(result, metric="accuracy")
 
 

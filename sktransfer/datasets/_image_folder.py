@@ -172,16 +172,20 @@ def _list_images(folder: str | os.PathLike) -> list[str]:
     """Absolute paths of the image files below ``folder`` (recursive, sorted, no hidden).
 
     Linked sub-folders are followed, as a linked class folder is (and as torchvision's
-    ``ImageFolder`` does), each real folder once, so a link to a parent cannot loop.
+    ``ImageFolder`` does), each real folder once. A link to ``folder`` itself or to a
+    folder above it is skipped: it would file the whole data set (other classes
+    included) under this class.
     """
     folder = os.path.abspath(os.fspath(folder))
     out = []
-    seen = {os.path.realpath(folder)}
+    top = os.path.realpath(folder)
+    seen = {top}
     for dirpath, dirnames, files in os.walk(folder, followlinks=True):
         kept = []
         for d in sorted(d for d in dirnames if not d.startswith(".")):
             real = os.path.realpath(os.path.join(dirpath, d))
-            if real not in seen:
+            above = os.path.commonpath([real, top]) == real  # top itself or an ancestor
+            if real not in seen and not above:
                 seen.add(real)
                 kept.append(d)
         dirnames[:] = kept

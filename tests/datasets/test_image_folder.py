@@ -256,9 +256,13 @@ def test_load_image_folder_follows_linked_sub_folders_once(tmp_path):
     Image.new("RGB", (4, 4)).save(root / "cat" / "own.png")
     (root / "cat" / "more").symlink_to(elsewhere, target_is_directory=True)
     (root / "cat" / "loop").symlink_to(root / "cat", target_is_directory=True)
+    (root / "dog").mkdir()
+    Image.new("RGB", (4, 4)).save(root / "dog" / "bark.png")
+    (root / "cat" / "up").symlink_to(root, target_is_directory=True)  # the whole data set
     data = load_image_folder(root)
-    names = sorted(p.rsplit("/", 1)[1] for p in data.filenames)
-    assert names == ["linked.png", "own.png"]  # the linked folder was skipped; no loop
+    cats = sorted(p.rsplit("/", 1)[1] for p, t in zip(data.filenames, data.target) if t == 0)
+    assert cats == ["linked.png", "own.png"]  # the linked folder was skipped; no loop,
+    assert list(data.target).count(1) == 1  # and no dog filed under cat
 
 
 def test_load_image_folder_warns_at_the_callers_line(tmp_path):
